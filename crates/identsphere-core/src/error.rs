@@ -1,0 +1,77 @@
+//! The outcomes that the API distinguishes. The HTTP layer maps each variant to a
+//! status and a stable `code` with an exhaustive match.
+use crate::store::StoreError;
+use serde::Serialize;
+
+/// Result with [`CoreError`].
+pub type Result<T, E = CoreError> = std::result::Result<T, E>;
+
+/// One invalid field of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// The request field, e.g. `email`.
+    pub field: String,
+    /// What is wrong with it, safe to show to the user.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A new field error.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Why a domain operation did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// Wrong email or password (never says which).
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    /// The password was right but the address is not verified yet.
+    #[error("email address not verified")]
+    EmailNotVerified,
+    /// No valid credential came with the request.
+    #[error("authentication required")]
+    Unauthorized,
+    /// A retired refresh token came back after the reuse grace; the session is revoked.
+    #[error("refresh token reused; the session has been revoked")]
+    RefreshTokenReused,
+    /// A one-time link token is unknown, used or expired.
+    #[error("the link is invalid or has expired")]
+    InvalidLinkToken,
+    /// Input failed validation.
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    /// Authenticated but not allowed.
+    #[error("not allowed")]
+    Forbidden,
+    /// The resource does not exist (or belongs to someone else).
+    #[error("not found")]
+    NotFound,
+    /// The change conflicts with existing state.
+    #[error("{0}")]
+    Conflict(String),
+    /// Too many attempts.
+    #[error("too many requests")]
+    RateLimited {
+        /// Seconds until a retry can succeed.
+        retry_after_secs: u64,
+    },
+    /// The store failed.
+    #[error("storage error: {0}")]
+    Store(#[from] StoreError),
+    /// Anything else that is our fault (hashing pool gone, key material broken, ...).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl CoreError {
+    /// A validation error on one field.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+}

@@ -1,0 +1,108 @@
+//! Outgoing mail: the messages IdentSphere sends and the transport trait.
+use crate::Email;
+use async_trait::async_trait;
+
+/// A plain-text message.
+#[derive(Clone)]
+pub struct Mail {
+    /// Recipient.
+    pub to: Email,
+    /// Subject line.
+    pub subject: String,
+    /// Body; may contain a one-time link, so it is never logged.
+    pub text: String,
+}
+
+impl std::fmt::Debug for Mail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mail")
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Delivers mail.
+#[async_trait]
+pub trait Mailer: Send + Sync + std::fmt::Debug {
+    /// Sends `mail`.
+    ///
+    /// # Errors
+    /// A transport failure, described without the message's content.
+    async fn send(&self, mail: Mail) -> Result<(), String>;
+}
+
+/// The messages.
+pub mod templates {
+    use super::Mail;
+    use crate::Email;
+
+    /// Asks the owner of a new account to verify the address.
+    pub fn verify_email(to: &Email, link: &str) -> Mail {
+        Mail {
+            to: to.clone(),
+            subject: "Verify your email address".into(),
+            text: format!(
+                "Welcome!\n\nConfirm that this is your address by opening this link:\n\n{link}\n\n\
+                 The link works once and expires in 24 hours. If you did not sign up, ignore this message.\n"
+            ),
+        }
+    }
+
+    /// Tells the owner of an address that someone tried to sign up with it again.
+    pub fn already_registered(to: &Email, login_url: &str) -> Mail {
+        Mail {
+            to: to.clone(),
+            subject: "Sign-up attempt with your address".into(),
+            text: format!(
+                "Someone tried to create an account with this address, which already has one.\n\n\
+                 If it was you, sign in at {login_url} or reset your password there.\n\
+                 If not, you can ignore this message: nothing has changed.\n"
+            ),
+        }
+    }
+
+    /// A password-reset link.
+    pub fn reset_password(to: &Email, link: &str) -> Mail {
+        Mail {
+            to: to.clone(),
+            subject: "Reset your password".into(),
+            text: format!(
+                "A password reset was requested for your account. Choose a new password here:\n\n{link}\n\n\
+                 The link works once and expires in 1 hour. Resetting signs you out everywhere.\n\
+                 If you did not ask for this, ignore this message.\n"
+            ),
+        }
+    }
+
+    /// Confirms a new address during an email change.
+    pub fn confirm_email_change(to: &Email, link: &str) -> Mail {
+        Mail {
+            to: to.clone(),
+            subject: "Confirm your new email address".into(),
+            text: format!(
+                "Confirm that you want to use this address for your account:\n\n{link}\n\n\
+                 The link works once and expires in 24 hours.\n"
+            ),
+        }
+    }
+
+    /// Tells the old address that the account's email has changed.
+    pub fn email_changed(to: &Email) -> Mail {
+        Mail {
+            to: to.clone(),
+            subject: "Your email address was changed".into(),
+            text: "The email address of your account was just changed, and this address no longer signs in.\n\
+                   If you did not do this, contact support at once.\n"
+                .into(),
+        }
+    }
+
+    /// Tells the user that the password changed.
+    pub fn password_changed(to: &Email) -> Mail {
+        Mail {
+            to: to.clone(),
+            subject: "Your password was changed".into(),
+            text: "The password of your account was just changed. If you did not do this, reset it at once.\n".into(),
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! Sign-up, email verification, passwords, email change and profile.
+use super::{Identity, Principal};
+use crate::{
+    error::{CoreError, Result},
+    mail::templates,
+    password::check_size,
+    secret::TokenHash,
+    store::{NewUser, SessionSelector, StoreError, TokenPurpose, User, UserPatch},
+    Email,
+};
+use secrecy::SecretString;
+
+/// Input of [`Identity::signup`].
+#[derive(Debug)]
+pub struct SignupRequest {
+    /// Address, unparsed.
+    pub email: String,
+    /// Chosen password.
+    pub password: SecretString,
+    /// Display name.
+    pub name: Option<String>,
+}
+
+/// Input of [`Identity::request_email_change`].
+#[derive(Debug)]
+pub struct EmailChangeRequest {
+    /// The address to move to, unparsed.
+    pub new_email: String,
+    /// The current password.
+    pub password: SecretString,
+}
+
+/// Trims a display name; refuses empty, over-long or control-character names.
+pub(crate) fn clean_name(name: Option<String>) -> Result<Option<String>> {
+    let Some(name) = name else { return Ok(None) };
+    let name = name.trim().to_owned();
+    if name.is_empty() {
+        return Ok(None);
+    }
+    if name.chars().count() > 200 {
+        return Err(CoreError::field("name", "must be at most 200 characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(CoreError::field(
+            "name",
+            "must not contain control characters",
+        ));
+    }
+    Ok(Some(name))
+}
+
+fn parse_email(field: &str, raw: &str) -> Result<Email> {
+    Email::parse(raw).map_err(|m| CoreError::field(field, m))
+}
+
+impl Identity {
+    /// Creates an account and emails a verification link.
+    ///
+    /// A taken address gets the same answer (and the same hashing work); its
+    /// owner is told by mail instead, so sign-up never reveals who is registered.
+    ///
+    /// # Errors
+    /// `Validation` for bad input.
+    pub async fn signup(&self, req: SignupRequest) -> Result<()> {
+        let email = parse_email("email", &req.email);
+        let password = self.config.password_policy.check("password", &req.password);
+        let name = clean_name(req.name);
+        let mut errors = Vec::new();
+        for e in [
+            email.as_ref().err(),
+            password.as_ref().err(),
+            name.as_ref().err(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let CoreError::Validation(list) = e {
+                errors.extend(list.iter().cloned());
+            }
+        }
+        if !errors.is_empty() {
+            return Err(CoreError::Validation(errors));
+        }
+        let (email, name) = (email?, name?);
+        let hash = self.hasher.hash(&req.password).await?;
+        let new = NewUser {
+            id: Default::default(),
+            email: email.clone(),
+            name,
+            email_verified: false,
+            password_hash: Some(hash),
+            created_at: self.clock.now(),
+        };
+        match self.store.create_user(&new).await {
+            Ok(user) => {
+                let link = self
+                    .issue_link(&user, TokenPurpose::VerifyEmail, None, "verify-email")
+                    .await?;
+                self.send_later(templates::verify_email(&user.email, &link));
+                tracing::info!(user.id = %user.id, "user signed up");
+            }
+            Err(StoreError::Conflict { .. }) => {
+                let login = self
+                    .config
+                    .public_url
+                    .join("login")
+                    .map_err(|e| CoreError::Internal(e.to_string()))?;
+                self.send_later(templates::already_registered(&email, login.as_str()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
+    }
+
+    /// Marks the address behind a verification link as verified.
+    ///
+    /// # Errors
+    /// `InvalidLinkToken` for an unknown, used or expired link.
+    pub async fn verify_email(&self, token: &str) -> Result<User> {
+        let consumed = self
+            .store
+            .consume_one_time_token(
+                &TokenHash::of(token),
+                TokenPurpose::VerifyEmail,
+                self.clock.now(),
+            )
+            .await?
+            .ok_or(CoreError::InvalidLinkToken)?;
+        let patch = UserPatch {
+            email_verified: Some(true),
+            ..Default::default()
+        };
+        let user = self
+            .store
+            .update_user(consumed.user_id, &patch, self.clock.now())
+            .await?;
+        tracing::info!(user.id = %user.id, "email verified");
+        Ok(user)
+    }
+
+    /// Sends a fresh verification link if the address belongs to an unverified account.
+    ///
+    /// # Errors
+    /// `Validation` for a malformed address; silence otherwise.
+    pub async fn resend_verification(&self, email: &str) -> Result<()> {
+        let email = parse_email("email", email)?;
+        if let Some(user) = self.store.find_user_by_email(&email).await? {
+            if !user.email_verified {
+                let link = self
+                    .issue_link(&user, TokenPurpose::VerifyEmail, None, "verify-email")
+                    .await?;
+                self.send_later(templates::verify_email(&user.email, &link));
+            }
+        }
+        Ok(())
+    }
+
+    /// Emails a reset link if the address has an account.
+    ///
+    /// # Errors
+    /// `Validation` for a malformed address; silence otherwise.
+    pub async fn forgot_password(&self, email: &str) -> Result<()> {
+        let email = parse_email("email", email)?;
+        if let Some(user) = self.store.find_user_by_email(&email).await? {
+            let link = self
+                .issue_link(&user, TokenPurpose::ResetPassword, None, "reset-password")
+                .await?;
+            self.send_later(templates::reset_password(&user.email, &link));
+        }
+        Ok(())
+    }
+
+    /// Sets a new password from a reset link and revokes every session.
+    ///
+    /// The password is checked and hashed before the link is consumed, so a
+    /// password the policy refuses does not burn the link.
+    ///
+    /// # Errors
+    /// `Validation` for a weak password, `InvalidLinkToken` for a bad link.
+    pub async fn reset_password(&self, token: &str, new_password: &SecretString) -> Result<()> {
+        self.config
+            .password_policy
+            .check("new_password", new_password)?;
+        let hash = self.hasher.hash(new_password).await?;
+        let now = self.clock.now();
+        let consumed = self
+            .store
+            .consume_one_time_token(&TokenHash::of(token), TokenPurpose::ResetPassword, now)
+            .await?
+            .ok_or(CoreError::InvalidLinkToken)?;
+        // The link proves control of the mailbox, so the address counts as verified.
+        let patch = UserPatch {
+            password_hash: Some(hash),
+            email_verified: Some(true),
+            ..Default::default()
+        };
+        let user = self
+            .store
+            .update_user(consumed.user_id, &patch, now)
+            .await?;
+        let revoked = self
+            .store
+            .revoke_sessions(user.id, SessionSelector::All, now)
+            .await?;
+        self.revocations.record(revoked, now);
+        self.send_later(templates::password_changed(&user.email));
+        tracing::info!(user.id = %user.id, "password reset; all sessions revoked");
+        Ok(())
+    }
+
+    /// Changes the password of a signed-in user and signs out their other sessions.
+    ///
+    /// # Errors
+    /// `InvalidCredentials` for a wrong current password, `Validation` for a weak new one.
+    pub async fn change_password(
+        &self,
+        principal: &Principal,
+        current: &SecretString,
+        new_password: &SecretString,
+    ) -> Result<()> {
+        check_size("current_password", current)?;
+        self.config
+            .password_policy
+            .check("new_password", new_password)?;
+        let user = self.current_user(principal).await?;
+        if !self
+            .hasher
+            .verify(current, user.password_hash.as_deref())
+            .await?
+        {
+            return Err(CoreError::InvalidCredentials);
+        }
+        let hash = self.hasher.hash(new_password).await?;
+        let now = self.clock.now();
+        let patch = UserPatch {
+            password_hash: Some(hash),
+            ..Default::default()
+        };
+        self.store.update_user(user.id, &patch, now).await?;
+        let revoked = self
+            .store
+            .revoke_sessions(
+                user.id,
+                SessionSelector::AllExcept(principal.session_id),
+                now,
+            )
+            .await?;
+        self.revocations.record(revoked, now);
+        self.send_later(templates::password_changed(&user.email));
+        tracing::info!(user.id = %user.id, "password changed");
+        Ok(())
+    }
+
+    /// Starts an email change: checks the password and mails a confirmation
+    /// link to the new address. A taken address gets the same answer and no mail.
+    ///
+    /// # Errors
+    /// `InvalidCredentials`, or `Validation` for a malformed or unchanged address.
+    pub async fn request_email_change(
+        &self,
+        principal: &Principal,
+        req: EmailChangeRequest,
+    ) -> Result<()> {
+        let new_email = parse_email("new_email", &req.new_email)?;
+        check_size("password", &req.password)?;
+        let user = self.current_user(principal).await?;
+        if !self
+            .hasher
+            .verify(&req.password, user.password_hash.as_deref())
+            .await?
+        {
+            return Err(CoreError::InvalidCredentials);
+        }
+        if new_email == user.email {
+            return Err(CoreError::field("new_email", "is already your address"));
+        }
+        if self.store.find_user_by_email(&new_email).await?.is_none() {
+            let link = self
+                .issue_link(
+                    &user,
+                    TokenPurpose::ChangeEmail,
+                    Some(new_email.clone()),
+                    "confirm-email-change",
+                )
+                .await?;
+            self.send_later(templates::confirm_email_change(&new_email, &link));
+        }
+        Ok(())
+    }
+
+    /// Completes an email change from its confirmation link and tells the old address.
+    ///
+    /// # Errors
+    /// `InvalidLinkToken`, or `Conflict` when the address was taken meanwhile.
+    pub async fn confirm_email_change(&self, token: &str) -> Result<User> {
+        let now = self.clock.now();
+        let consumed = self
+            .store
+            .consume_one_time_token(&TokenHash::of(token), TokenPurpose::ChangeEmail, now)
+            .await?
+            .ok_or(CoreError::InvalidLinkToken)?;
+        let new_email = consumed
+            .new_email
+            .ok_or_else(|| CoreError::Internal("email-change token without address".into()))?;
+        let old = self
+            .store
+            .get_user(consumed.user_id)
+            .await?
+            .ok_or(CoreError::InvalidLinkToken)?;
+        let patch = UserPatch {
+            email: Some(new_email),
+            email_verified: Some(true),
+            ..Default::default()
+        };
+        let user = match self.store.update_user(old.id, &patch, now).await {
+            Err(StoreError::Conflict { .. }) => {
+                return Err(CoreError::Conflict(
+                    "that address is no longer available".into(),
+                ))
+            }
+            other => other?,
+        };
+        self.send_later(templates::email_changed(&old.email));
+        tracing::info!(user.id = %user.id, "email changed");
+        Ok(user)
+    }
+
+    /// Updates the caller's profile.
+    ///
+    /// # Errors
+    /// `Validation` for a bad name.
+    pub async fn update_profile(
+        &self,
+        principal: &Principal,
+        name: Option<Option<String>>,
+    ) -> Result<User> {
+        let name = match name {
+            Some(n) => Some(clean_name(n)?),
+            None => None,
+        };
+        let patch = UserPatch {
+            name,
+            ..Default::default()
+        };
+        match self
+            .store
+            .update_user(principal.user_id, &patch, self.clock.now())
+            .await
+        {
+            Err(StoreError::NotFound) => Err(CoreError::Unauthorized),
+            other => Ok(other?),
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! The operations behind the API, free of HTTP and SQL.
+mod accounts;
+mod sessions;
+
+pub use accounts::{EmailChangeRequest, SignupRequest};
+pub use sessions::{IssuedTokens, LoginRequest};
+
+use crate::{
+    clock::Clock,
+    error::{CoreError, Result},
+    ids::{SessionId, UserId},
+    mail::{Mail, Mailer},
+    password::{PasswordHasher, PasswordPolicy},
+    revocation::RevocationCache,
+    secret::{random_token, TokenHash},
+    store::{NewOneTimeToken, Store, TokenPurpose, User},
+    tokens::{AccessClaims, KeyRing},
+};
+use chrono::Duration;
+use std::sync::Arc;
+use url::Url;
+
+/// Settings of the domain layer, already validated by the caller.
+#[derive(Clone)]
+pub struct IdentityConfig {
+    /// Public base URL: `iss` and base of emailed links.
+    pub public_url: Url,
+    /// `aud` of access tokens.
+    pub audience: String,
+    /// Access-token lifetime.
+    pub access_ttl: Duration,
+    /// Refresh-token (and idle session) lifetime.
+    pub refresh_ttl: Duration,
+    /// How long a retired refresh token still yields its successor.
+    pub refresh_grace: Duration,
+    /// Refuse password login until the email is verified.
+    pub require_email_verification: bool,
+    /// Rules for new passwords.
+    pub password_policy: PasswordPolicy,
+    /// Key for deriving refresh-token successors (a sub-key of the server secret).
+    pub refresh_key: [u8; 32],
+}
+
+impl std::fmt::Debug for IdentityConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityConfig")
+            .field("public_url", &self.public_url.as_str())
+            .field("audience", &self.audience)
+            .field("access_ttl", &self.access_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .field("refresh_grace", &self.refresh_grace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IdentityConfig {
+    /// The `iss` value: the public URL without a trailing slash.
+    pub fn issuer(&self) -> String {
+        self.public_url.as_str().trim_end_matches('/').to_owned()
+    }
+}
+
+/// Who made a request, as far as the transport can tell.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    /// Client address.
+    pub ip: Option<String>,
+    /// Client user agent (truncated).
+    pub user_agent: Option<String>,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The user.
+    pub user_id: UserId,
+    /// The session the token belongs to.
+    pub session_id: SessionId,
+    /// The validated claims.
+    pub claims: AccessClaims,
+}
+
+const LINK_TTL_VERIFY: i64 = 24;
+const LINK_TTL_RESET: i64 = 1;
+const LINK_TTL_EMAIL_CHANGE: i64 = 24;
+
+/// The identity service: accounts, sessions and tokens.
+pub struct Identity {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    hasher: PasswordHasher,
+    keys: KeyRing,
+    revocations: RevocationCache,
+    mailer: Arc<dyn Mailer>,
+    config: IdentityConfig,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Identity {
+    /// Assembles the service from its parts.
+    ///
+    /// # Errors
+    /// When the revocation cache cannot be loaded from the store.
+    pub async fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        hasher: PasswordHasher,
+        keys: KeyRing,
+        mailer: Arc<dyn Mailer>,
+        config: IdentityConfig,
+    ) -> Result<Self> {
+        let revocations =
+            RevocationCache::start(store.clone(), clock.clone(), config.access_ttl).await?;
+        Ok(Self {
+            store,
+            clock,
+            hasher,
+            keys,
+            revocations,
+            mailer,
+            config,
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &IdentityConfig {
+        &self.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The signing keys.
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    /// The revocation cache.
+    pub fn revocations(&self) -> &RevocationCache {
+        &self.revocations
+    }
+
+    /// Validates an access token and checks that its session is not revoked.
+    ///
+    /// # Errors
+    /// `Unauthorized` for any invalid, expired or revoked token.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal> {
+        let now = self.clock.now();
+        let claims = match self.keys.verify(token, now) {
+            // Another instance may have rotated the keys since we loaded them.
+            Err(CoreError::Unauthorized)
+                if self.keys.unknown_kid(token) && self.keys.stale(now, Duration::seconds(10)) =>
+            {
+                self.keys.reload(self.store.as_ref(), now).await?;
+                self.keys.verify(token, now)?
+            }
+            other => other?,
+        };
+        let session_id: SessionId = claims.sid.parse().map_err(|_| CoreError::Unauthorized)?;
+        let user_id: UserId = claims.sub.parse().map_err(|_| CoreError::Unauthorized)?;
+        if self.revocations.is_revoked(session_id).await? {
+            return Err(CoreError::Unauthorized);
+        }
+        Ok(Principal {
+            user_id,
+            session_id,
+            claims,
+        })
+    }
+
+    /// The user behind a principal.
+    ///
+    /// # Errors
+    /// `Unauthorized` when the account no longer exists.
+    pub async fn current_user(&self, principal: &Principal) -> Result<User> {
+        self.store
+            .get_user(principal.user_id)
+            .await?
+            .ok_or(CoreError::Unauthorized)
+    }
+
+    /// Sends mail in the background: the response must not wait for SMTP, and
+    /// its timing must not tell whether a message was sent at all.
+    fn send_later(&self, mail: Mail) {
+        let mailer = self.mailer.clone();
+        tokio::spawn(async move {
+            let subject = mail.subject.clone();
+            if let Err(e) = mailer.send(mail).await {
+                tracing::error!(subject, error = %e, "sending mail failed");
+            }
+        });
+    }
+
+    /// Issues a one-time token for `user` and returns the emailed link.
+    async fn issue_link(
+        &self,
+        user: &User,
+        purpose: TokenPurpose,
+        new_email: Option<crate::Email>,
+        path: &str,
+    ) -> Result<String> {
+        let token = random_token("");
+        let now = self.clock.now();
+        let hours = match purpose {
+            TokenPurpose::VerifyEmail => LINK_TTL_VERIFY,
+            TokenPurpose::ResetPassword => LINK_TTL_RESET,
+            TokenPurpose::ChangeEmail => LINK_TTL_EMAIL_CHANGE,
+        };
+        self.store
+            .replace_one_time_token(&NewOneTimeToken {
+                id: Default::default(),
+                user_id: user.id,
+                purpose,
+                hash: TokenHash::of(&token),
+                new_email,
+                created_at: now,
+                expires_at: now + Duration::hours(hours),
+            })
+            .await?;
+        let mut url = self
+            .config
+            .public_url
+            .join(path)
+            .map_err(|e| CoreError::Internal(e.to_string()))?;
+        url.query_pairs_mut().append_pair("token", &token);
+        Ok(url.into())
+    }
+}

@@ -1,0 +1,256 @@
+//! Sign-in, token refresh, and session management.
+use super::{Identity, Principal, RequestMeta};
+use crate::{
+    error::{CoreError, Result},
+    ids::{RefreshTokenId, SessionId},
+    password::check_size,
+    secret::{derive_token, random_token, TokenHash},
+    store::{NewRefreshToken, NewSession, RotateOutcome, Session, SessionSelector, User},
+    tokens::AccessClaims,
+    Email,
+};
+use secrecy::SecretString;
+
+/// Refresh tokens are recognisable in logs, leak scanners and support tickets.
+pub const REFRESH_PREFIX: &str = "rt_";
+
+/// Input of [`Identity::login`].
+#[derive(Debug)]
+pub struct LoginRequest {
+    /// Address, unparsed.
+    pub email: String,
+    /// Password.
+    pub password: SecretString,
+}
+
+/// A fresh access and refresh token pair for a session.
+#[derive(Debug, Clone)]
+pub struct IssuedTokens {
+    /// Signed JWT.
+    pub access_token: String,
+    /// Access-token lifetime in seconds.
+    pub expires_in: i64,
+    /// Opaque refresh token.
+    pub refresh_token: String,
+    /// Refresh-token lifetime in seconds.
+    pub refresh_expires_in: i64,
+    /// The session.
+    pub session: Session,
+    /// The user, on sign-in only.
+    pub user: Option<User>,
+}
+
+impl Identity {
+    /// Signs in with email and password and opens a session.
+    ///
+    /// # Errors
+    /// `InvalidCredentials` (unknown address and wrong password alike, after the
+    /// same hashing work), `EmailNotVerified` when verification is required.
+    pub async fn login(&self, req: LoginRequest, meta: &RequestMeta) -> Result<IssuedTokens> {
+        check_size("password", &req.password)?;
+        // A malformed address cannot have an account: answer as for any unknown one.
+        let user = match Email::parse(&req.email) {
+            Ok(email) => self.store.find_user_by_email(&email).await?,
+            Err(_) => None,
+        };
+        let stored = user.as_ref().and_then(|u| u.password_hash.as_deref());
+        if !self.hasher.verify(&req.password, stored).await? {
+            tracing::info!(
+                user.id = user.as_ref().map(|u| u.id.to_string()),
+                "login failed"
+            );
+            return Err(CoreError::InvalidCredentials);
+        }
+        let Some(user) = user else {
+            return Err(CoreError::InvalidCredentials);
+        };
+        if self.config.require_email_verification && !user.email_verified {
+            return Err(CoreError::EmailNotVerified);
+        }
+        let mut issued = self.open_session(&user, vec!["pwd".into()], meta).await?;
+        tracing::info!(user.id = %user.id, session.id = %issued.session.id, "login succeeded");
+        issued.user = Some(user);
+        Ok(issued)
+    }
+
+    async fn open_session(
+        &self,
+        user: &User,
+        amr: Vec<String>,
+        meta: &RequestMeta,
+    ) -> Result<IssuedTokens> {
+        let now = self.clock.now();
+        let refresh_token = random_token(REFRESH_PREFIX);
+        let session = NewSession {
+            id: SessionId::new(),
+            user_id: user.id,
+            created_at: now,
+            expires_at: now + self.config.refresh_ttl,
+            ip: meta.ip.clone(),
+            user_agent: meta.user_agent.clone(),
+            auth_time: now,
+            amr,
+        };
+        let refresh = NewRefreshToken {
+            id: RefreshTokenId::new(),
+            hash: TokenHash::of(&refresh_token),
+            created_at: now,
+            expires_at: now + self.config.refresh_ttl,
+        };
+        let session = self.store.create_session(&session, &refresh).await?;
+        self.issue(session, refresh_token)
+    }
+
+    fn issue(&self, session: Session, refresh_token: String) -> Result<IssuedTokens> {
+        let now = self.clock.now();
+        let claims = AccessClaims {
+            iss: self.config.issuer(),
+            sub: session.user_id.to_string(),
+            aud: self.config.audience.clone(),
+            exp: (now + self.config.access_ttl).timestamp(),
+            iat: now.timestamp(),
+            jti: uuid::Uuid::now_v7().to_string(),
+            sid: session.id.to_string(),
+            org_id: None,
+            org_role: None,
+            amr: session.amr.clone(),
+            auth_time: session.auth_time.timestamp(),
+            act: None,
+        };
+        Ok(IssuedTokens {
+            access_token: self.keys.sign(&claims)?,
+            expires_in: self.config.access_ttl.num_seconds(),
+            refresh_token,
+            refresh_expires_in: self.config.refresh_ttl.num_seconds(),
+            session,
+            user: None,
+        })
+    }
+
+    /// Exchanges a refresh token for a new pair, retiring it.
+    ///
+    /// The successor is derived from the presented token under a server key,
+    /// so concurrent refreshes with one token (browser tabs) all receive the
+    /// same successor while the store performs exactly one rotation.
+    ///
+    /// # Errors
+    /// `Unauthorized` for an unknown or expired token or a dead session;
+    /// `RefreshTokenReused` (and the session revoked) for reuse after the grace.
+    pub async fn refresh(&self, presented: &str) -> Result<IssuedTokens> {
+        if presented.is_empty() || presented.len() > 256 {
+            return Err(CoreError::Unauthorized);
+        }
+        let now = self.clock.now();
+        let successor = derive_token(&self.config.refresh_key, REFRESH_PREFIX, presented);
+        let new = NewRefreshToken {
+            id: RefreshTokenId::new(),
+            hash: TokenHash::of(&successor),
+            created_at: now,
+            expires_at: now + self.config.refresh_ttl,
+        };
+        match self
+            .store
+            .rotate_refresh_token(
+                &TokenHash::of(presented),
+                &new,
+                self.config.refresh_grace,
+                now,
+            )
+            .await?
+        {
+            RotateOutcome::Rotated(session) | RotateOutcome::WithinGrace(session) => {
+                self.issue(session, successor)
+            }
+            RotateOutcome::Reused {
+                session_id,
+                user_id,
+            } => {
+                self.revocations.record([session_id], now);
+                tracing::warn!(user.id = %user_id, session.id = %session_id, "refresh token reused; session revoked");
+                Err(CoreError::RefreshTokenReused)
+            }
+            RotateOutcome::Invalid => Err(CoreError::Unauthorized),
+        }
+    }
+
+    /// The caller's live sessions, newest first.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn list_sessions(&self, principal: &Principal) -> Result<Vec<Session>> {
+        Ok(self
+            .store
+            .list_active_sessions(principal.user_id, self.clock.now())
+            .await?)
+    }
+
+    /// Revokes one of the caller's sessions (any other user's id answers `NotFound`).
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub async fn revoke_session(&self, principal: &Principal, id: SessionId) -> Result<()> {
+        let revoked = self.revoke(principal, SessionSelector::One(id)).await?;
+        if revoked.is_empty() {
+            return Err(CoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Revokes every session of the caller but the current one.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn revoke_other_sessions(&self, principal: &Principal) -> Result<usize> {
+        Ok(self
+            .revoke(principal, SessionSelector::AllExcept(principal.session_id))
+            .await?
+            .len())
+    }
+
+    /// Ends the caller's current session.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn logout(&self, principal: &Principal) -> Result<()> {
+        self.revoke(principal, SessionSelector::One(principal.session_id))
+            .await?;
+        Ok(())
+    }
+
+    /// Ends the session a refresh token belongs to (logout with only a refresh cookie).
+    ///
+    /// # Errors
+    /// Store failures; an unknown token is not an error.
+    pub async fn logout_by_refresh_token(&self, presented: &str) -> Result<()> {
+        let now = self.clock.now();
+        if let Some(session) = self
+            .store
+            .find_session_by_refresh_token(&TokenHash::of(presented))
+            .await?
+        {
+            let revoked = self
+                .store
+                .revoke_sessions(session.user_id, SessionSelector::One(session.id), now)
+                .await?;
+            self.revocations.record(revoked, now);
+        }
+        Ok(())
+    }
+
+    async fn revoke(
+        &self,
+        principal: &Principal,
+        which: SessionSelector,
+    ) -> Result<Vec<SessionId>> {
+        let now = self.clock.now();
+        let revoked = self
+            .store
+            .revoke_sessions(principal.user_id, which, now)
+            .await?;
+        self.revocations.record(revoked.iter().copied(), now);
+        for id in &revoked {
+            tracing::info!(user.id = %principal.user_id, session.id = %id, "session revoked");
+        }
+        Ok(revoked)
+    }
+}

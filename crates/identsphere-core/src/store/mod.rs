@@ -1,0 +1,138 @@
+//! Storage as traits, split by capability and gathered under [`Store`].
+//!
+//! Backends live in other crates. Each one-time consumption (refresh rotation,
+//! link tokens) is a single atomic method here, never a read followed by a write
+//! in the caller, so that concurrent requests cannot both win.
+mod records;
+
+pub use records::*;
+
+use crate::{ids::*, secret::TokenHash, Email};
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+
+use futures::stream::BoxStream;
+
+/// Result with [`StoreError`].
+pub type StoreResult<T> = std::result::Result<T, StoreError>;
+
+/// What a store can report; driver errors are translated, never leaked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row the operation needs does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule was violated.
+    #[error("conflict on {constraint}")]
+    Conflict {
+        /// The rule, e.g. `users_email`.
+        constraint: String,
+    },
+    /// The database failed or is unreachable.
+    #[error("backend: {0}")]
+    Backend(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// User accounts.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Inserts a user. `Conflict { constraint: "users_email" }` when the email is taken.
+    async fn create_user(&self, user: &NewUser) -> StoreResult<User>;
+    /// A user by id.
+    async fn get_user(&self, id: UserId) -> StoreResult<Option<User>>;
+    /// A user by (normalised) email.
+    async fn find_user_by_email(&self, email: &Email) -> StoreResult<Option<User>>;
+    /// Applies a profile change and returns the updated user.
+    async fn update_user(
+        &self,
+        id: UserId,
+        patch: &UserPatch,
+        now: DateTime<Utc>,
+    ) -> StoreResult<User>;
+}
+
+/// Sessions and their refresh-token chains.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Creates a session together with its first refresh token, atomically.
+    async fn create_session(
+        &self,
+        session: &NewSession,
+        refresh: &NewRefreshToken,
+    ) -> StoreResult<Session>;
+    /// A session by id, revoked or not.
+    async fn get_session(&self, id: SessionId) -> StoreResult<Option<Session>>;
+    /// The session a refresh token (live or retired) belongs to.
+    async fn find_session_by_refresh_token(&self, hash: &TokenHash)
+        -> StoreResult<Option<Session>>;
+    /// The user's live sessions (not revoked, not expired), newest first.
+    async fn list_active_sessions(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Session>>;
+    /// Revokes the sessions of `user` selected by `which`; returns the ids it revoked.
+    async fn revoke_sessions(
+        &self,
+        user: UserId,
+        which: SessionSelector,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<SessionId>>;
+    /// Ids of sessions revoked at or after `since` (to rebuild a revocation cache).
+    async fn revoked_since(&self, since: DateTime<Utc>) -> StoreResult<Vec<SessionId>>;
+    /// Rotates a refresh token in one atomic step; see [`RotateOutcome`].
+    ///
+    /// `successor` is inserted only when this call retires `presented`; `grace`
+    /// is how long a retired token may be presented again.
+    async fn rotate_refresh_token(
+        &self,
+        presented: &TokenHash,
+        successor: &NewRefreshToken,
+        grace: Duration,
+        now: DateTime<Utc>,
+    ) -> StoreResult<RotateOutcome>;
+    /// A stream of sessions revoked by *any* process on this database, or `None`
+    /// when the backend has no such feed (a single-process store).
+    ///
+    /// The stream ends when the feed is interrupted; revocations made while it
+    /// is down must be re-read with [`SessionStore::revoked_since`].
+    async fn revocation_feed(&self) -> StoreResult<Option<BoxStream<'static, SessionId>>>;
+}
+
+/// One-time tokens sent by email.
+#[async_trait]
+pub trait OneTimeTokenStore: Send + Sync {
+    /// Stores a token (its hash) and drops the user's earlier unused tokens of the same purpose.
+    async fn replace_one_time_token(&self, token: &NewOneTimeToken) -> StoreResult<()>;
+    /// Atomically consumes a live token of `purpose`; `None` when unknown, used or expired.
+    async fn consume_one_time_token(
+        &self,
+        hash: &TokenHash,
+        purpose: TokenPurpose,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<ConsumedToken>>;
+}
+
+/// Signing keys for asymmetric access tokens.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// All keys, newest first.
+    async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+    /// Adds a key.
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()>;
+    /// Marks every key but `keep` retired at `now` (they stay published until pruned).
+    async fn retire_signing_keys_except(&self, keep: &str, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Deletes keys retired before `before`.
+    async fn delete_signing_keys_retired_before(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+}
+
+/// Everything IdentSphere stores.
+#[async_trait]
+pub trait Store: UserStore + SessionStore + OneTimeTokenStore + KeyStore + std::fmt::Debug {
+    /// Checks that the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+    /// Applies pending migrations.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// `"sqlite"` or `"postgres"`.
+    fn backend(&self) -> &'static str;
+}

@@ -1,0 +1,599 @@
+//! The cases. Each takes a fresh, empty store.
+use chrono::{DateTime, Duration, Utc};
+use futures::StreamExt;
+use identsphere_core::{
+    clock::truncate_millis,
+    ids::*,
+    secret::{random_token, TokenHash},
+    store::*,
+    Email,
+};
+use std::sync::Arc;
+
+type S = Arc<dyn Store>;
+
+fn now() -> DateTime<Utc> {
+    truncate_millis(Utc::now())
+}
+
+fn email(s: &str) -> Email {
+    Email::parse(s).unwrap()
+}
+
+async fn user(s: &S, address: &str) -> User {
+    s.create_user(&NewUser {
+        id: UserId::new(),
+        email: email(address),
+        name: Some("Ann".into()),
+        email_verified: false,
+        password_hash: Some("$argon2id$fake".into()),
+        created_at: now(),
+    })
+    .await
+    .unwrap()
+}
+
+fn refresh(hash: TokenHash, at: DateTime<Utc>) -> NewRefreshToken {
+    NewRefreshToken {
+        id: RefreshTokenId::new(),
+        hash,
+        created_at: at,
+        expires_at: at + Duration::days(30),
+    }
+}
+
+async fn session(s: &S, user: UserId, token: &str, at: DateTime<Utc>) -> Session {
+    let new = NewSession {
+        id: SessionId::new(),
+        user_id: user,
+        created_at: at,
+        expires_at: at + Duration::days(30),
+        ip: Some("127.0.0.1".into()),
+        user_agent: Some("test".into()),
+        auth_time: at,
+        amr: vec!["pwd".into()],
+    };
+    s.create_session(&new, &refresh(TokenHash::of(token), at))
+        .await
+        .unwrap()
+}
+
+/// Users round-trip, are found by email and take patches.
+pub async fn users_create_find_update(s: S) {
+    let u = user(&s, "ann@example.com").await;
+    assert_eq!(s.get_user(u.id).await.unwrap().unwrap(), u);
+    assert_eq!(
+        s.find_user_by_email(&email("ann@example.com"))
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        u.id
+    );
+    assert!(s
+        .find_user_by_email(&email("bob@example.com"))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(s.get_user(UserId::new()).await.unwrap().is_none());
+
+    let later = now() + Duration::seconds(5);
+    let patched = s
+        .update_user(
+            u.id,
+            &UserPatch {
+                name: Some(None),
+                email_verified: Some(true),
+                ..Default::default()
+            },
+            later,
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.name, None);
+    assert!(patched.email_verified);
+    assert_eq!(patched.password_hash, u.password_hash);
+    assert_eq!(patched.updated_at, later);
+    let patched = s
+        .update_user(
+            u.id,
+            &UserPatch {
+                email: Some(email("ann2@example.com")),
+                ..Default::default()
+            },
+            later,
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.email.as_str(), "ann2@example.com");
+    assert!(patched.email_verified);
+    assert!(matches!(
+        s.update_user(UserId::new(), &UserPatch::default(), later)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+/// A second account with the same address is a conflict, also on update.
+pub async fn users_email_is_unique(s: S) {
+    user(&s, "ann@example.com").await;
+    let bob = user(&s, "bob@example.com").await;
+    let dup = NewUser {
+        id: UserId::new(),
+        email: email("ann@example.com"),
+        name: None,
+        email_verified: false,
+        password_hash: None,
+        created_at: now(),
+    };
+    assert!(matches!(
+        s.create_user(&dup).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let patch = UserPatch {
+        email: Some(email("ann@example.com")),
+        ..Default::default()
+    };
+    assert!(matches!(
+        s.update_user(bob.id, &patch, now()).await,
+        Err(StoreError::Conflict { .. })
+    ));
+}
+
+/// Listing and revoking only ever touch the given user's sessions.
+pub async fn sessions_list_and_revoke_are_scoped_by_user(s: S) {
+    let ann = user(&s, "ann@example.com").await;
+    let bob = user(&s, "bob@example.com").await;
+    let t = now();
+    let a1 = session(&s, ann.id, &random_token("rt_"), t).await;
+    let a2 = session(&s, ann.id, &random_token("rt_"), t + Duration::seconds(1)).await;
+    let a3 = session(&s, ann.id, &random_token("rt_"), t + Duration::seconds(2)).await;
+    let b1 = session(&s, bob.id, &random_token("rt_"), t).await;
+
+    let listed: Vec<SessionId> = s
+        .list_active_sessions(ann.id, t)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(listed, vec![a3.id, a2.id, a1.id]);
+    assert_eq!(s.get_session(a1.id).await.unwrap().unwrap(), a1);
+
+    // Another user's session id revokes nothing.
+    assert!(s
+        .revoke_sessions(ann.id, SessionSelector::One(b1.id), t)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(s
+        .get_session(b1.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_none());
+
+    assert_eq!(
+        s.revoke_sessions(ann.id, SessionSelector::One(a1.id), t)
+            .await
+            .unwrap(),
+        vec![a1.id]
+    );
+    // Revoking twice reports nothing the second time.
+    assert!(s
+        .revoke_sessions(ann.id, SessionSelector::One(a1.id), t)
+        .await
+        .unwrap()
+        .is_empty());
+    let mut others = s
+        .revoke_sessions(ann.id, SessionSelector::AllExcept(a3.id), t)
+        .await
+        .unwrap();
+    others.sort();
+    assert_eq!(others, vec![a2.id]);
+    let listed: Vec<SessionId> = s
+        .list_active_sessions(ann.id, t)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(listed, vec![a3.id]);
+    assert_eq!(
+        s.revoke_sessions(ann.id, SessionSelector::All, t)
+            .await
+            .unwrap(),
+        vec![a3.id]
+    );
+    assert!(s.list_active_sessions(ann.id, t).await.unwrap().is_empty());
+    assert_eq!(s.list_active_sessions(bob.id, t).await.unwrap().len(), 1);
+    // Expired sessions are not listed.
+    assert!(s
+        .list_active_sessions(bob.id, t + Duration::days(31))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// `revoked_since` rebuilds a revocation cache.
+pub async fn revoked_since_lists_recent_revocations(s: S) {
+    let ann = user(&s, "ann@example.com").await;
+    let t = now();
+    let old = session(&s, ann.id, &random_token("rt_"), t).await;
+    let new = session(&s, ann.id, &random_token("rt_"), t).await;
+    let _live = session(&s, ann.id, &random_token("rt_"), t).await;
+    s.revoke_sessions(ann.id, SessionSelector::One(old.id), t - Duration::hours(1))
+        .await
+        .unwrap();
+    s.revoke_sessions(ann.id, SessionSelector::One(new.id), t)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.revoked_since(t - Duration::minutes(15)).await.unwrap(),
+        vec![new.id]
+    );
+}
+
+/// Rotation retires a token once; presenting it again within the grace is
+/// allowed, after the grace it revokes the session.
+pub async fn rotation_then_grace_then_reuse(s: S) {
+    let ann = user(&s, "ann@example.com").await;
+    let t = now();
+    let first = random_token("rt_");
+    let sess = session(&s, ann.id, &first, t).await;
+    let second = refresh(TokenHash::of("second"), t);
+    let grace = Duration::seconds(10);
+
+    let RotateOutcome::Rotated(rotated) = s
+        .rotate_refresh_token(&TokenHash::of(&first), &second, grace, t)
+        .await
+        .unwrap()
+    else {
+        panic!("expected a rotation")
+    };
+    assert_eq!(rotated.id, sess.id);
+    assert_eq!(rotated.expires_at, second.expires_at);
+    let again = s
+        .rotate_refresh_token(
+            &TokenHash::of(&first),
+            &second,
+            grace,
+            t + Duration::seconds(9),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(again, RotateOutcome::WithinGrace(ref x) if x.id == sess.id));
+    // The successor works.
+    let third = refresh(TokenHash::of("third"), t);
+    assert!(matches!(
+        s.rotate_refresh_token(
+            &TokenHash::of("second"),
+            &third,
+            grace,
+            t + Duration::seconds(9)
+        )
+        .await
+        .unwrap(),
+        RotateOutcome::Rotated(_)
+    ));
+    let late = s
+        .rotate_refresh_token(
+            &TokenHash::of(&first),
+            &second,
+            grace,
+            t + Duration::seconds(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        late,
+        RotateOutcome::Reused {
+            session_id: sess.id,
+            user_id: ann.id
+        }
+    );
+    assert!(s
+        .get_session(sess.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_some());
+    // Every token of a revoked session is dead.
+    let fourth = refresh(TokenHash::of("fourth"), t);
+    assert_eq!(
+        s.rotate_refresh_token(
+            &TokenHash::of("third"),
+            &fourth,
+            grace,
+            t + Duration::seconds(11)
+        )
+        .await
+        .unwrap(),
+        RotateOutcome::Invalid
+    );
+    assert_eq!(
+        s.find_session_by_refresh_token(&TokenHash::of("third"))
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        sess.id
+    );
+}
+
+/// Unknown and expired tokens, and tokens of revoked sessions, are invalid.
+pub async fn rotation_refuses_dead_tokens_and_sessions(s: S) {
+    let ann = user(&s, "ann@example.com").await;
+    let t = now();
+    let grace = Duration::seconds(10);
+    let next = refresh(TokenHash::of("next"), t);
+    assert_eq!(
+        s.rotate_refresh_token(&TokenHash::of("nope"), &next, grace, t)
+            .await
+            .unwrap(),
+        RotateOutcome::Invalid
+    );
+
+    let tok = random_token("rt_");
+    session(&s, ann.id, &tok, t).await;
+    let expired = s
+        .rotate_refresh_token(&TokenHash::of(&tok), &next, grace, t + Duration::days(31))
+        .await
+        .unwrap();
+    assert_eq!(expired, RotateOutcome::Invalid);
+
+    let tok = random_token("rt_");
+    let sess = session(&s, ann.id, &tok, t).await;
+    s.revoke_sessions(ann.id, SessionSelector::One(sess.id), t)
+        .await
+        .unwrap();
+    let next = refresh(TokenHash::of("next2"), t);
+    assert_eq!(
+        s.rotate_refresh_token(&TokenHash::of(&tok), &next, grace, t)
+            .await
+            .unwrap(),
+        RotateOutcome::Invalid
+    );
+    // A failed rotation leaves no successor behind.
+    assert!(s
+        .find_session_by_refresh_token(&TokenHash::of("next2"))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn race(s: &S, token: &str, grace: Duration, n: usize) -> Vec<RotateOutcome> {
+    let t = now();
+    let successor = refresh(TokenHash::of(&format!("{token}-next")), t);
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (s, successor, presented) = (s.clone(), successor.clone(), TokenHash::of(token));
+            tokio::spawn(async move {
+                let mut successor = successor;
+                successor.id = RefreshTokenId::new();
+                s.rotate_refresh_token(&presented, &successor, grace, t)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// 50 concurrent rotations of one token: one rotation, 49 grace answers.
+pub async fn concurrent_rotation_with_grace_rotates_once(s: S) {
+    let ann = user(&s, "ann@example.com").await;
+    let tok = random_token("rt_");
+    session(&s, ann.id, &tok, now()).await;
+    let outcomes = race(&s, &tok, Duration::seconds(10), 50).await;
+    let rotated = outcomes
+        .iter()
+        .filter(|o| matches!(o, RotateOutcome::Rotated(_)))
+        .count();
+    let grace = outcomes
+        .iter()
+        .filter(|o| matches!(o, RotateOutcome::WithinGrace(_)))
+        .count();
+    assert_eq!((rotated, grace), (1, 49), "{outcomes:?}");
+}
+
+/// With no grace, one rotation wins and every other presentation is reuse.
+pub async fn concurrent_rotation_without_grace_lets_one_win(s: S) {
+    let ann = user(&s, "ann@example.com").await;
+    let tok = random_token("rt_");
+    let sess = session(&s, ann.id, &tok, now()).await;
+    let outcomes = race(&s, &tok, Duration::zero(), 50).await;
+    let rotated = outcomes
+        .iter()
+        .filter(|o| matches!(o, RotateOutcome::Rotated(_)))
+        .count();
+    let reused = outcomes
+        .iter()
+        .filter(|o| matches!(o, RotateOutcome::Reused { .. } | RotateOutcome::Invalid))
+        .count();
+    assert_eq!((rotated, reused), (1, 49), "{outcomes:?}");
+    assert!(s
+        .get_session(sess.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_some());
+}
+
+fn one_time(
+    user: UserId,
+    purpose: TokenPurpose,
+    token: &str,
+    at: DateTime<Utc>,
+) -> NewOneTimeToken {
+    NewOneTimeToken {
+        id: OneTimeTokenId::new(),
+        user_id: user,
+        purpose,
+        hash: TokenHash::of(token),
+        new_email: (purpose == TokenPurpose::ChangeEmail).then(|| email("new@example.com")),
+        created_at: at,
+        expires_at: at + Duration::hours(1),
+    }
+}
+
+/// A one-time token works once, for its purpose, before it expires; a new
+/// token of the same purpose replaces the old one.
+pub async fn one_time_tokens_are_consumed_once(s: S) {
+    let ann = user(&s, "ann@example.com").await;
+    let t = now();
+    s.replace_one_time_token(&one_time(ann.id, TokenPurpose::VerifyEmail, "v1", t))
+        .await
+        .unwrap();
+    s.replace_one_time_token(&one_time(ann.id, TokenPurpose::ChangeEmail, "c1", t))
+        .await
+        .unwrap();
+    assert!(s
+        .consume_one_time_token(&TokenHash::of("v1"), TokenPurpose::ResetPassword, t)
+        .await
+        .unwrap()
+        .is_none());
+    let got = s
+        .consume_one_time_token(&TokenHash::of("v1"), TokenPurpose::VerifyEmail, t)
+        .await
+        .unwrap();
+    assert_eq!(
+        got,
+        Some(ConsumedToken {
+            user_id: ann.id,
+            new_email: None
+        })
+    );
+    assert!(s
+        .consume_one_time_token(&TokenHash::of("v1"), TokenPurpose::VerifyEmail, t)
+        .await
+        .unwrap()
+        .is_none());
+    let got = s
+        .consume_one_time_token(&TokenHash::of("c1"), TokenPurpose::ChangeEmail, t)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.new_email, Some(email("new@example.com")));
+
+    s.replace_one_time_token(&one_time(ann.id, TokenPurpose::ResetPassword, "r1", t))
+        .await
+        .unwrap();
+    s.replace_one_time_token(&one_time(ann.id, TokenPurpose::ResetPassword, "r2", t))
+        .await
+        .unwrap();
+    assert!(s
+        .consume_one_time_token(&TokenHash::of("r1"), TokenPurpose::ResetPassword, t)
+        .await
+        .unwrap()
+        .is_none());
+    let late = t + Duration::hours(1);
+    assert!(s
+        .consume_one_time_token(&TokenHash::of("r2"), TokenPurpose::ResetPassword, late)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(s
+        .consume_one_time_token(&TokenHash::of("r2"), TokenPurpose::ResetPassword, t)
+        .await
+        .unwrap()
+        .is_some());
+}
+
+/// 20 concurrent consumers of one token: exactly one wins.
+pub async fn concurrent_one_time_consumption_has_one_winner(s: S) {
+    let ann = user(&s, "ann@example.com").await;
+    let t = now();
+    s.replace_one_time_token(&one_time(ann.id, TokenPurpose::ResetPassword, "race", t))
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.consume_one_time_token(&TokenHash::of("race"), TokenPurpose::ResetPassword, t)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let wins = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .filter(|r| r.as_ref().unwrap().is_some())
+        .count();
+    assert_eq!(wins, 1);
+}
+
+/// Keys are listed newest first, retired together and pruned.
+pub async fn signing_keys_lifecycle(s: S) {
+    let t = now();
+    let key = |kid: &str, at| SigningKeyRecord {
+        kid: kid.into(),
+        alg: "EdDSA".into(),
+        private_der: vec![1, 2, 3],
+        public_jwk: "{}".into(),
+        created_at: at,
+        retired_at: None,
+    };
+    s.insert_signing_key(&key("a", t)).await.unwrap();
+    s.insert_signing_key(&key("b", t + Duration::seconds(1)))
+        .await
+        .unwrap();
+    let keys = s.list_signing_keys().await.unwrap();
+    assert_eq!(
+        keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(),
+        ["b", "a"]
+    );
+    assert_eq!(keys[1], key("a", t));
+    s.retire_signing_keys_except("b", t).await.unwrap();
+    let keys = s.list_signing_keys().await.unwrap();
+    assert_eq!(keys[0].retired_at, None);
+    assert_eq!(keys[1].retired_at, Some(t));
+    assert_eq!(s.delete_signing_keys_retired_before(t).await.unwrap(), 0);
+    assert_eq!(
+        s.delete_signing_keys_retired_before(t + Duration::seconds(1))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(s.list_signing_keys().await.unwrap().len(), 1);
+}
+
+/// A store with a feed announces every revocation, including reuse revocations.
+pub async fn revocation_feed_announces_revocations(s: S) {
+    let Some(mut feed) = s.revocation_feed().await.unwrap() else {
+        return;
+    };
+    let ann = user(&s, "ann@example.com").await;
+    let t = now();
+    let a = session(&s, ann.id, &random_token("rt_"), t).await;
+    let tok = random_token("rt_");
+    let b = session(&s, ann.id, &tok, t).await;
+    s.revoke_sessions(ann.id, SessionSelector::One(a.id), t)
+        .await
+        .unwrap();
+    let next = refresh(TokenHash::of(&random_token("rt_")), t);
+    s.rotate_refresh_token(&TokenHash::of(&tok), &next, Duration::zero(), t)
+        .await
+        .unwrap();
+    s.rotate_refresh_token(&TokenHash::of(&tok), &next, Duration::zero(), t)
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    // Other tests share the channel: wait until both of ours have arrived.
+    while !(seen.contains(&a.id) && seen.contains(&b.id)) {
+        let id = tokio::time::timeout(std::time::Duration::from_secs(5), feed.next())
+            .await
+            .unwrap()
+            .unwrap();
+        seen.push(id);
+    }
+}

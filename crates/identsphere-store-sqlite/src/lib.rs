@@ -1,0 +1,472 @@
+//! IdentSphere storage on SQLite: the embedded default, for one process.
+//!
+//! Times are stored as Unix milliseconds. SQLite serialises writers, and every
+//! one-time consumption starts with its write, so concurrent consumers queue
+//! on the write lock instead of racing.
+#![deny(missing_docs)]
+
+mod rows;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use futures::stream::BoxStream;
+use identsphere_core::{ids::*, secret::TokenHash, store::*, Email};
+use rows::*;
+use sqlx::{
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    SqlitePool,
+};
+use std::str::FromStr;
+
+/// A [`Store`] on a SQLite database file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn backend(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
+            constraint: db
+                .message()
+                .rsplit(": ")
+                .next()
+                .unwrap_or("unique")
+                .to_owned(),
+        },
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        other => StoreError::Backend(Box::new(other)),
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at a `sqlite://PATH` URL.
+    ///
+    /// # Errors
+    /// A malformed URL or an unopenable file.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(backend)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(backend)?;
+        Ok(Self { pool })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        sqlx::migrate!("./migrations")
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Backend(Box::new(e)))
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn create_user(&self, u: &NewUser) -> StoreResult<User> {
+        let ms = millis(u.created_at);
+        sqlx::query_as::<_, UserRow>(
+            "INSERT INTO users (id, email, name, email_verified, password_hash, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
+        )
+        .bind(u.id.0)
+        .bind(u.email.as_str())
+        .bind(&u.name)
+        .bind(u.email_verified)
+        .bind(&u.password_hash)
+        .bind(ms)
+        .bind(ms)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?
+        .try_into()
+    }
+
+    async fn get_user(&self, id: UserId) -> StoreResult<Option<User>> {
+        sqlx::query_as::<_, UserRow>("SELECT * FROM users WHERE id = ?")
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .map(TryInto::try_into)
+            .transpose()
+    }
+
+    async fn find_user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
+        sqlx::query_as::<_, UserRow>("SELECT * FROM users WHERE email = ?")
+            .bind(email.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .map(TryInto::try_into)
+            .transpose()
+    }
+
+    async fn update_user(
+        &self,
+        id: UserId,
+        p: &UserPatch,
+        now: DateTime<Utc>,
+    ) -> StoreResult<User> {
+        // COALESCE keeps unchanged columns; the name needs a flag because NULL is a valid new value.
+        sqlx::query_as::<_, UserRow>(
+            "UPDATE users SET
+                name = CASE WHEN ? THEN ? ELSE name END,
+                email = COALESCE(?, email),
+                email_verified = COALESCE(?, email_verified),
+                password_hash = COALESCE(?, password_hash),
+                updated_at = ?
+             WHERE id = ? RETURNING *",
+        )
+        .bind(p.name.is_some())
+        .bind(p.name.clone().flatten())
+        .bind(p.email.as_ref().map(Email::as_str))
+        .bind(p.email_verified)
+        .bind(&p.password_hash)
+        .bind(millis(now))
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?
+        .ok_or(StoreError::NotFound)?
+        .try_into()
+    }
+}
+
+const SESSION_COLUMNS: &str =
+    "s.id, s.user_id, s.created_at, s.last_seen_at, s.expires_at, s.revoked_at, s.ip, s.user_agent, s.auth_time, s.amr";
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn create_session(&self, s: &NewSession, r: &NewRefreshToken) -> StoreResult<Session> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let row = sqlx::query_as::<_, SessionRow>(
+            "INSERT INTO sessions (id, user_id, created_at, last_seen_at, expires_at, ip, user_agent, auth_time, amr)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+        )
+        .bind(s.id.0)
+        .bind(s.user_id.0)
+        .bind(millis(s.created_at))
+        .bind(millis(s.created_at))
+        .bind(millis(s.expires_at))
+        .bind(&s.ip)
+        .bind(&s.user_agent)
+        .bind(millis(s.auth_time))
+        .bind(s.amr.join(" "))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        insert_refresh(&mut tx, s.id, r).await?;
+        tx.commit().await.map_err(backend)?;
+        row.try_into()
+    }
+
+    async fn get_session(&self, id: SessionId) -> StoreResult<Option<Session>> {
+        sqlx::query_as::<_, SessionRow>("SELECT * FROM sessions WHERE id = ?")
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .map(TryInto::try_into)
+            .transpose()
+    }
+
+    async fn find_session_by_refresh_token(
+        &self,
+        hash: &TokenHash,
+    ) -> StoreResult<Option<Session>> {
+        sqlx::query_as::<_, SessionRow>(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions s JOIN refresh_tokens r ON r.session_id = s.id WHERE r.token_hash = ?"
+        ))
+        .bind(hash.as_bytes())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?
+        .map(TryInto::try_into)
+        .transpose()
+    }
+
+    async fn list_active_sessions(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Session>> {
+        sqlx::query_as::<_, SessionRow>(
+            "SELECT * FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?
+             ORDER BY created_at DESC, id DESC",
+        )
+        .bind(user.0)
+        .bind(millis(now))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .into_iter()
+        .map(TryInto::try_into)
+        .collect()
+    }
+
+    async fn revoke_sessions(
+        &self,
+        user: UserId,
+        which: SessionSelector,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<SessionId>> {
+        let (filter, id) = match which {
+            SessionSelector::One(id) => ("AND id = ?", Some(id)),
+            SessionSelector::AllExcept(id) => ("AND id <> ?", Some(id)),
+            SessionSelector::All => ("", None),
+        };
+        let sql = format!("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL {filter} RETURNING id");
+        let mut q = sqlx::query_scalar::<_, uuid::Uuid>(&sql)
+            .bind(millis(now))
+            .bind(user.0);
+        if let Some(id) = id {
+            q = q.bind(id.0);
+        }
+        Ok(q.fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .map(SessionId)
+            .collect())
+    }
+
+    async fn revoked_since(&self, since: DateTime<Utc>) -> StoreResult<Vec<SessionId>> {
+        Ok(
+            sqlx::query_scalar::<_, uuid::Uuid>("SELECT id FROM sessions WHERE revoked_at >= ?")
+                .bind(millis(since))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?
+                .into_iter()
+                .map(SessionId)
+                .collect(),
+        )
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        presented: &TokenHash,
+        successor: &NewRefreshToken,
+        grace: Duration,
+        now: DateTime<Utc>,
+    ) -> StoreResult<RotateOutcome> {
+        let now_ms = millis(now);
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // The write comes first so that this transaction holds SQLite's write lock
+        // before it reads anything: concurrent rotations queue here.
+        let retired: Option<uuid::Uuid> = sqlx::query_scalar(
+            "UPDATE refresh_tokens SET retired_at = ?
+             WHERE token_hash = ? AND retired_at IS NULL AND expires_at > ? RETURNING session_id",
+        )
+        .bind(now_ms)
+        .bind(presented.as_bytes())
+        .bind(now_ms)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if let Some(session_id) = retired {
+            let session: Option<SessionRow> = sqlx::query_as(
+                "UPDATE sessions SET last_seen_at = ?, expires_at = ?
+                 WHERE id = ? AND revoked_at IS NULL AND expires_at > ? RETURNING *",
+            )
+            .bind(now_ms)
+            .bind(millis(successor.expires_at))
+            .bind(session_id)
+            .bind(now_ms)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+            let Some(session) = session else {
+                tx.rollback().await.map_err(backend)?;
+                return Ok(RotateOutcome::Invalid);
+            };
+            insert_refresh(&mut tx, SessionId(session_id), successor).await?;
+            tx.commit().await.map_err(backend)?;
+            return Ok(RotateOutcome::Rotated(session.try_into()?));
+        }
+        let token: Option<(uuid::Uuid, Option<i64>)> = sqlx::query_as(
+            "SELECT session_id, retired_at FROM refresh_tokens WHERE token_hash = ?",
+        )
+        .bind(presented.as_bytes())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some((session_id, Some(retired_at))) = token else {
+            return Ok(RotateOutcome::Invalid);
+        };
+        let session: Session =
+            match sqlx::query_as::<_, SessionRow>("SELECT * FROM sessions WHERE id = ?")
+                .bind(session_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?
+            {
+                Some(row) => row.try_into()?,
+                None => return Ok(RotateOutcome::Invalid),
+            };
+        if !session.is_active(now) {
+            return Ok(RotateOutcome::Invalid);
+        }
+        if now_ms - retired_at < grace.num_milliseconds() {
+            return Ok(RotateOutcome::WithinGrace(session));
+        }
+        sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(now_ms)
+            .bind(session_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(RotateOutcome::Reused {
+            session_id: session.id,
+            user_id: session.user_id,
+        })
+    }
+
+    async fn revocation_feed(&self) -> StoreResult<Option<BoxStream<'static, SessionId>>> {
+        // One process owns a SQLite file, so its own cache sees every revocation.
+        Ok(None)
+    }
+}
+
+async fn insert_refresh(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    session: SessionId,
+    r: &NewRefreshToken,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(r.id.0)
+    .bind(session.0)
+    .bind(r.hash.as_bytes())
+    .bind(millis(r.created_at))
+    .bind(millis(r.expires_at))
+    .execute(&mut **tx)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+#[async_trait]
+impl OneTimeTokenStore for SqliteStore {
+    async fn replace_one_time_token(&self, t: &NewOneTimeToken) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query("DELETE FROM one_time_tokens WHERE user_id = ? AND purpose = ?")
+            .bind(t.user_id.0)
+            .bind(t.purpose.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO one_time_tokens (id, user_id, purpose, token_hash, new_email, created_at, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(t.id.0)
+        .bind(t.user_id.0)
+        .bind(t.purpose.as_str())
+        .bind(t.hash.as_bytes())
+        .bind(t.new_email.as_ref().map(Email::as_str))
+        .bind(millis(t.created_at))
+        .bind(millis(t.expires_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn consume_one_time_token(
+        &self,
+        hash: &TokenHash,
+        purpose: TokenPurpose,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<ConsumedToken>> {
+        let row: Option<(uuid::Uuid, Option<String>)> = sqlx::query_as(
+            "UPDATE one_time_tokens SET consumed_at = ?
+             WHERE token_hash = ? AND purpose = ? AND consumed_at IS NULL AND expires_at > ?
+             RETURNING user_id, new_email",
+        )
+        .bind(millis(now))
+        .bind(hash.as_bytes())
+        .bind(purpose.as_str())
+        .bind(millis(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(row.map(|(user_id, new_email)| ConsumedToken {
+            user_id: UserId(user_id),
+            new_email: new_email.map(Email::from_trusted),
+        }))
+    }
+}
+
+#[async_trait]
+impl KeyStore for SqliteStore {
+    async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        sqlx::query_as::<_, KeyRow>("SELECT * FROM signing_keys ORDER BY created_at DESC")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .map(TryInto::try_into)
+            .collect()
+    }
+
+    async fn insert_signing_key(&self, k: &SigningKeyRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, private_der, public_jwk, created_at, retired_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&k.kid)
+        .bind(&k.alg)
+        .bind(&k.private_der)
+        .bind(&k.public_jwk)
+        .bind(millis(k.created_at))
+        .bind(k.retired_at.map(millis))
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn retire_signing_keys_except(&self, keep: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("UPDATE signing_keys SET retired_at = ? WHERE kid <> ? AND retired_at IS NULL")
+            .bind(millis(now))
+            .bind(keep)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn delete_signing_keys_retired_before(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        Ok(sqlx::query("DELETE FROM signing_keys WHERE retired_at < ?")
+            .bind(millis(before))
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?
+            .rows_affected())
+    }
+}
