@@ -1,1 +1,14 @@
+//! HTTP tests: the real server on a loopback port, over SQLite always and
+//! PostgreSQL when `IDENTSPHERE_TEST_DATABASE_URL` is set, with a real SMTP
+//! listener receiving the mail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
+mod accounts;
+mod bad_input;
+mod openapi;
+mod refresh;
+mod sessions;
+mod tokens;
+mod transports;

@@ -1,0 +1,257 @@
+//! The library's configuration: a typed value that hosts build in code.
+//! The library never reads the environment; the `identsphere` binary does.
+use identsphere_core::{
+    clock::{Clock, SystemClock},
+    password::{HashParams, PasswordPolicy},
+    tokens::{JwtAlg, SigningSecret},
+};
+use secrecy::SecretString;
+use std::{net::IpAddr, sync::Arc, time::Duration};
+use url::Url;
+
+/// A configuration value that cannot work, named by its field
+/// (the field names match the TOML keys of the binary's config file).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ConfigError {
+    /// The field, e.g. `jwt_secret`.
+    pub field: &'static str,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// Everything [`crate::AuthService`] needs.
+#[derive(Clone)]
+pub struct AuthServiceConfig {
+    /// `sqlite://PATH` or `postgres://…`.
+    pub database_url: SecretString,
+    /// PostgreSQL only: keep the tables in this schema (created if missing).
+    pub database_schema: Option<String>,
+    /// PostgreSQL only: connection pool size.
+    pub database_max_connections: u32,
+    /// Apply pending migrations in [`crate::AuthService::new`].
+    pub run_migrations: bool,
+    /// Public base URL: the token issuer and the base of emailed links.
+    pub public_url: Url,
+    /// The server secret: the HS256 key, and the root of internal keys. At least 32 bytes.
+    pub jwt_secret: SecretString,
+    /// Access-token signing algorithm.
+    pub jwt_alg: JwtAlg,
+    /// `aud` of access tokens.
+    pub audience: String,
+    /// Access-token lifetime.
+    pub access_expiry: Duration,
+    /// Refresh-token lifetime.
+    pub refresh_expiry: Duration,
+    /// How long a retired refresh token still yields its successor (zero turns it off).
+    pub refresh_reuse_grace: Duration,
+    /// Mark cookies `Secure`; may be off only for a loopback public URL.
+    pub cookies_secure: bool,
+    /// `smtp://host:port` or `smtps://user:pass@host:port`; `None` writes mail to the log.
+    pub smtp_url: Option<SecretString>,
+    /// Sender of outgoing mail.
+    pub mail_from: String,
+    /// Refuse password login until the email is verified.
+    pub require_email_verification: bool,
+    /// Rules for new passwords.
+    pub password_policy: PasswordPolicy,
+    /// Argon2id parameters.
+    pub password_hash: HashParams,
+    /// Most password hashes computed at once (defaults to the number of CPUs).
+    pub hash_concurrency: usize,
+    /// Largest JSON request body, in bytes.
+    pub max_json_body: usize,
+    /// The clock (tests inject a manual one).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for AuthServiceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthServiceConfig")
+            .field("public_url", &self.public_url.as_str())
+            .field("jwt_alg", &self.jwt_alg)
+            .field("audience", &self.audience)
+            .field("access_expiry", &self.access_expiry)
+            .field("refresh_expiry", &self.refresh_expiry)
+            .field("refresh_reuse_grace", &self.refresh_reuse_grace)
+            .field("cookies_secure", &self.cookies_secure)
+            .field(
+                "require_email_verification",
+                &self.require_email_verification,
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthServiceConfig {
+    /// A configuration with the documented defaults (API.md §1).
+    pub fn new(database_url: impl Into<String>, public_url: Url, jwt_secret: SecretString) -> Self {
+        Self {
+            database_url: SecretString::from(database_url.into()),
+            database_schema: None,
+            database_max_connections: 16,
+            run_migrations: true,
+            public_url,
+            jwt_secret,
+            jwt_alg: JwtAlg::Hs256,
+            audience: "identsphere".into(),
+            access_expiry: Duration::from_secs(900),
+            refresh_expiry: Duration::from_secs(2_592_000),
+            refresh_reuse_grace: Duration::from_secs(10),
+            cookies_secure: true,
+            smtp_url: None,
+            mail_from: "IdentSphere <no-reply@localhost>".into(),
+            require_email_verification: true,
+            password_policy: PasswordPolicy::default(),
+            password_hash: HashParams::default(),
+            hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_json_body: 64 * 1024,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Checks every rule; [`crate::AuthService::new`] calls it too.
+    ///
+    /// # Errors
+    /// The first rule broken, naming its field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        use secrecy::ExposeSecret;
+        SigningSecret::new(self.jwt_secret.clone())
+            .map_err(|m| ConfigError::new("jwt_secret", m))?;
+        let url = self.database_url.expose_secret();
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres:")
+            || url.starts_with("postgresql:"))
+        {
+            return Err(ConfigError::new(
+                "database_url",
+                "must start with sqlite: or postgres:",
+            ));
+        }
+        if !matches!(self.public_url.scheme(), "http" | "https")
+            || self.public_url.host_str().is_none()
+        {
+            return Err(ConfigError::new(
+                "public_url",
+                "must be an http(s) URL with a host",
+            ));
+        }
+        if !self.cookies_secure && !is_loopback(&self.public_url) {
+            return Err(ConfigError::new(
+                "cookies_secure",
+                "false is allowed only when the public URL's host is localhost or a loopback address",
+            ));
+        }
+        if self.audience.trim().is_empty() {
+            return Err(ConfigError::new("audience", "must not be empty"));
+        }
+        if self.access_expiry < Duration::from_secs(10)
+            || self.access_expiry > Duration::from_secs(86_400)
+        {
+            return Err(ConfigError::new(
+                "access_expiry_secs",
+                "must be between 10 and 86400 seconds",
+            ));
+        }
+        if self.refresh_expiry <= self.access_expiry {
+            return Err(ConfigError::new(
+                "refresh_expiry_secs",
+                "must be longer than the access expiry",
+            ));
+        }
+        if self.refresh_reuse_grace > Duration::from_secs(300) {
+            return Err(ConfigError::new(
+                "refresh_reuse_grace_secs",
+                "must be at most 300 seconds",
+            ));
+        }
+        if let Some(smtp) = &self.smtp_url {
+            crate::mail::SmtpMailer::parse_url(smtp.expose_secret())
+                .map_err(|m| ConfigError::new("smtp_url", m))?;
+        }
+        if self.mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(ConfigError::new(
+                "mail_from",
+                "must be an address like `Name <no-reply@example.com>`",
+            ));
+        }
+        if self.hash_concurrency == 0 {
+            return Err(ConfigError::new("hash_concurrency", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// Whether the URL's host is `localhost` or a loopback address.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(url: &str) -> AuthServiceConfig {
+        AuthServiceConfig::new(
+            "sqlite://x.db",
+            url.parse().unwrap(),
+            SecretString::from("k".repeat(32)),
+        )
+    }
+
+    #[test]
+    fn defaults_validate() {
+        assert_eq!(config("http://localhost:8080").validate(), Ok(()));
+    }
+
+    #[test]
+    fn short_secret_refused() {
+        let mut c = config("http://localhost:8080");
+        c.jwt_secret = SecretString::from("k".repeat(31));
+        assert_eq!(c.validate().unwrap_err().field, "jwt_secret");
+    }
+
+    #[test]
+    fn insecure_cookies_only_on_loopback() {
+        for ok in [
+            "http://localhost:8080",
+            "http://127.0.0.1",
+            "http://[::1]:9000",
+            "http://app.localhost",
+        ] {
+            let mut c = config(ok);
+            c.cookies_secure = false;
+            assert_eq!(c.validate(), Ok(()), "{ok}");
+        }
+        for bad in [
+            "https://auth.example.com",
+            "http://10.0.0.1",
+            "http://localhost.example.com",
+        ] {
+            let mut c = config(bad);
+            c.cookies_secure = false;
+            assert_eq!(c.validate().unwrap_err().field, "cookies_secure", "{bad}");
+        }
+    }
+
+    #[test]
+    fn bad_smtp_url_refused() {
+        let mut c = config("http://localhost:8080");
+        c.smtp_url = Some(SecretString::from("ftp://x"));
+        assert_eq!(c.validate().unwrap_err().field, "smtp_url");
+    }
+}

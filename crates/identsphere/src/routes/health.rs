@@ -1,0 +1,58 @@
+//! Liveness and readiness.
+use crate::{dto::Health, state::AppState};
+use axum::{extract::State, http::StatusCode};
+use serde_json::json;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+/// The routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+pub async fn healthz() -> axum::Json<Health> {
+    axum::Json(Health {
+        status: "ok",
+        checks: None,
+    })
+}
+
+/// The database answers. `revocation_feed` says whether revocations from other
+/// instances arrive live (`live`), are checked in the database while the feed
+/// reconnects (`degraded`), or need no feed (`local`, SQLite).
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, description = "Ready", body = Health),
+    (status = 503, description = "The database does not answer", body = Health),
+))]
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, axum::Json<Health>) {
+    let identity = &state.identity;
+    let db = identity.store().ping().await;
+    let feed = match (identity.store().backend(), identity.revocations().trusted()) {
+        ("sqlite", _) => "local",
+        (_, true) => "live",
+        (_, false) => "degraded",
+    };
+    let checks = json!({ "database": if db.is_ok() { "ok" } else { "unavailable" }, "revocation_feed": feed });
+    match db {
+        Ok(()) => (
+            StatusCode::OK,
+            axum::Json(Health {
+                status: "ready",
+                checks: Some(checks),
+            }),
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(Health {
+                    status: "unavailable",
+                    checks: Some(checks),
+                }),
+            )
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! State shared by every handler.
+use crate::{config::AuthServiceConfig, cookies::CookieSettings};
+use identsphere_core::service::Identity;
+use std::sync::Arc;
+
+/// What handlers and extractors reach through `FromRef`.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub(crate) identity: Arc<Identity>,
+    pub(crate) cookies: CookieSettings,
+    pub(crate) max_json_body: usize,
+}
+
+impl AppState {
+    pub(crate) fn new(identity: Arc<Identity>, config: &AuthServiceConfig) -> Self {
+        Self {
+            identity,
+            cookies: CookieSettings {
+                secure: config.cookies_secure,
+                refresh_max_age: config.refresh_expiry,
+            },
+            max_json_body: config.max_json_body,
+        }
+    }
+
+    /// The domain service.
+    pub fn identity(&self) -> &Arc<Identity> {
+        &self.identity
+    }
+}

@@ -1,0 +1,70 @@
+//! The served OpenAPI document covers every route.
+use crate::support::*;
+use serde_json::Value;
+
+both_stores!(openapi_lists_every_route);
+
+async fn openapi_lists_every_route(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let doc: Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let expected = [
+        ("post", "/v1/auth/signup"),
+        ("post", "/v1/auth/email/verify"),
+        ("post", "/v1/auth/email/verify/resend"),
+        ("post", "/v1/auth/login"),
+        ("post", "/v1/auth/refresh"),
+        ("post", "/v1/auth/logout"),
+        ("get", "/v1/auth/sessions"),
+        ("delete", "/v1/auth/sessions"),
+        ("delete", "/v1/auth/sessions/{id}"),
+        ("post", "/v1/auth/password/forgot"),
+        ("post", "/v1/auth/password/reset"),
+        ("post", "/v1/auth/password/change"),
+        ("post", "/v1/auth/email/change"),
+        ("post", "/v1/auth/email/change/confirm"),
+        ("get", "/v1/session"),
+        ("get", "/v1/users/me"),
+        ("patch", "/v1/users/me"),
+        ("get", "/.well-known/jwks.json"),
+        ("get", "/healthz"),
+        ("get", "/readyz"),
+        ("get", "/openapi.json"),
+    ];
+    let paths = doc["paths"].as_object().unwrap();
+    let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    for (method, path) in expected {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} is not documented"
+        );
+        // Every documented route is really served (never a 404 from the fallback).
+        let r = app
+            .http
+            .request(method.to_uppercase().parse().unwrap(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(
+            r.status(),
+            reqwest::StatusCode::NOT_FOUND,
+            "{method} {path}"
+        );
+    }
+    assert_eq!(
+        documented,
+        expected.len(),
+        "a route is documented but not listed here"
+    );
+    assert!(doc["components"]["schemas"]["Problem"].is_object());
+}

@@ -1,0 +1,229 @@
+//! `TestApp`: one server per test, on a fresh store, with its own SMTP sink.
+use identsphere::{AuthService, AuthServiceConfig};
+use identsphere_testkit::SmtpSink;
+use reqwest::{header::HeaderMap, Response, StatusCode};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+
+/// Runs each named `async fn(Backend)` once per store.
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name(crate::support::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name(crate::support::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}
+pub(crate) use both_stores;
+
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub mail: SmtpSink,
+    pub service: AuthService,
+    _dir: tempfile::TempDir,
+    schema: Option<(String, String)>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some((url, schema)) = self.schema.take() {
+            // Drop is synchronous: clean the schema up on a thread of its own.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let _ = rt.block_on(identsphere_store_postgres::PostgresStore::drop_schema(
+                    &url, &schema,
+                ));
+            })
+            .join();
+        }
+    }
+}
+
+impl TestApp {
+    /// A server with the default configuration, or `None` when the backend is not configured.
+    pub async fn spawn(backend: Backend) -> Option<Self> {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    pub async fn spawn_with(
+        backend: Backend,
+        tweak: impl FnOnce(&mut AuthServiceConfig),
+    ) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, schema) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}", dir.path().join("db.sqlite").display()),
+                None,
+            ),
+            Backend::Postgres => {
+                let Ok(url) = std::env::var("IDENTSPHERE_TEST_DATABASE_URL") else {
+                    eprintln!("skipped: IDENTSPHERE_TEST_DATABASE_URL is not set");
+                    return None;
+                };
+                (
+                    url.clone(),
+                    Some((url, format!("http_{}", uuid::Uuid::now_v7().simple()))),
+                )
+            }
+        };
+        let mail = SmtpSink::start().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut config = AuthServiceConfig::new(
+            url,
+            format!("http://localhost:{}", addr.port()).parse().unwrap(),
+            SecretString::from("test-secret-that-is-at-least-32-bytes-long"),
+        );
+        config.database_schema = schema.as_ref().map(|(_, s)| s.clone());
+        config.smtp_url = Some(SecretString::from(mail.url()));
+        config.cookies_secure = false;
+        tweak(&mut config);
+        let service = AuthService::new(config).await.expect("service starts");
+        let router = service.router();
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+        Some(Self {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            mail,
+            service,
+            _dir: dir,
+            schema,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Response {
+        self.http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_bearer(&self, path: &str, token: &str, body: Value) -> Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_bearer(&self, path: &str, token: &str) -> Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn delete_bearer(&self, path: &str, token: &str) -> Response {
+        self.http
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs up and verifies through the emailed link.
+    pub async fn signup_verified(&self, email: &str) {
+        let r = self
+            .post(
+                "/v1/auth/signup",
+                json!({ "email": email, "password": PASSWORD, "name": "Test" }),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let token = self
+            .mail
+            .first_to(email)
+            .await
+            .token()
+            .expect("verification link");
+        let r = self
+            .post("/v1/auth/email/verify", json!({ "token": token }))
+            .await;
+        assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.post(
+            "/v1/auth/login",
+            json!({ "email": email, "password": password }),
+        )
+        .await
+    }
+
+    /// Signs up, verifies and logs in; returns the login body.
+    pub async fn user(&self, email: &str) -> Value {
+        self.signup_verified(email).await;
+        let r = self.login(email, PASSWORD).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.unwrap()
+    }
+}
+
+/// Asserts a problem+json answer with `status` and `code`; returns the body.
+pub async fn problem(r: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(r.status(), status);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status.as_u16());
+    assert!(body["type"].as_str().unwrap().ends_with(code));
+    body
+}
+
+/// The `name=value` pairs of the response's Set-Cookie headers, with their attributes.
+pub fn set_cookies(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    set_cookies(headers)
+        .into_iter()
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .map(|c| c.split(';').next().unwrap()[name.len() + 1..].to_owned())
+}
