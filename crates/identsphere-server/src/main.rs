@@ -1,1 +1,167 @@
-fn main() {}
+//! The `identsphere` binary: reads the configuration, then serves the identity
+//! service, applies migrations or runs an administrative task.
+mod config;
+mod telemetry;
+
+use anyhow::{anyhow, bail};
+use clap::{Parser, Subcommand};
+use config::{SecretMode, Settings};
+use identsphere::{core::tokens::JwtAlg, AuthService};
+use std::{net::SocketAddr, path::PathBuf};
+use tracing::{info, warn};
+
+/// IdentSphere identity server.
+///
+/// Configured by IDENTSPHERE_* environment variables, optionally on top of a TOML
+/// file (--config); the environment wins.
+#[derive(Parser)]
+#[command(name = "identsphere", version)]
+struct Cli {
+    /// TOML configuration file; IDENTSPHERE_* variables override its values
+    #[arg(long, global = true, value_name = "FILE", env = "IDENTSPHERE_CONFIG")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (applies pending migrations first)
+    Serve,
+    /// Apply pending database migrations and exit
+    Migrate,
+    /// Manage the token signing keys
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make a new RS256/EdDSA signing key current and print its kid
+    Rotate,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mode = match cli.command {
+        Command::Migrate => SecretMode::Throwaway,
+        Command::Serve | Command::Keys(_) => SecretMode::Persistent,
+    };
+    // Config errors go out through `main`'s error: one line naming the variable.
+    let settings = config::load(cli.config.as_deref(), config::process_env()?, mode)?;
+    telemetry::init(settings.log_format)?;
+    for warning in &settings.warnings {
+        warn!("{warning}");
+    }
+    match cli.command {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => migrate(settings).await,
+        Command::Keys(KeysCommand::Rotate) => rotate_key(settings).await,
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let store = store_kind(&settings);
+    let alg = settings.auth.jwt_alg.as_str();
+    let public_url = settings.auth.public_url.to_string();
+    let service = AuthService::new(settings.auth)
+        .await
+        .map_err(service_error)?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "IDENTSPHERE_LISTEN: cannot listen on {}: {e}",
+                settings.listen
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    info!(
+        version = env!("CARGO_PKG_VERSION"),
+        listen = %addr,
+        %public_url,
+        store,
+        data_dir = %settings.data_dir.display(),
+        jwt_alg = alg,
+        rate_limits = settings.rate_limits,
+        "identsphere is listening"
+    );
+    let app = service
+        .router()
+        .into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    info!("stopped");
+    Ok(())
+}
+
+async fn migrate(settings: Settings) -> anyhow::Result<()> {
+    info!(store = store_kind(&settings), "applying migrations");
+    identsphere::migrate(&settings.auth)
+        .await
+        .map_err(service_error)?;
+    info!("migrations applied");
+    Ok(())
+}
+
+async fn rotate_key(settings: Settings) -> anyhow::Result<()> {
+    if settings.auth.jwt_alg == JwtAlg::Hs256 {
+        bail!(
+            "IDENTSPHERE_JWT_ALG: `keys rotate` needs RS256 or EdDSA; with HS256 tokens are \
+             signed with IDENTSPHERE_JWT_SECRET, so rotate that secret instead"
+        );
+    }
+    let service = AuthService::new(settings.auth)
+        .await
+        .map_err(service_error)?;
+    let kid = service.rotate_signing_key().await.map_err(service_error)?;
+    info!(%kid, "new signing key is current");
+    println!("{kid}");
+    Ok(())
+}
+
+fn store_kind(settings: &Settings) -> &'static str {
+    if identsphere::is_sqlite(&settings.auth) {
+        "sqlite"
+    } else {
+        "postgres"
+    }
+}
+
+/// The library names config fields by their TOML key; users set variables.
+fn service_error(error: identsphere::Error) -> anyhow::Error {
+    match error {
+        identsphere::Error::Config(e) => anyhow!("{}: {}", config::var_name(e.field), e.message),
+        other => anyhow!(other),
+    }
+}
+
+/// Ctrl-C or SIGTERM (what `docker stop` and Kubernetes send): stop accepting,
+/// let requests in flight finish.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            warn!("cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                warn!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    info!("shutting down");
+}

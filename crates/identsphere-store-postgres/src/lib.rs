@@ -97,6 +97,21 @@ impl PostgresStore {
         Ok(Self { pool })
     }
 
+    /// Terminates every connection listening for revocations (fault injection
+    /// for tests and drills); their owners reconnect and re-read revocations.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn terminate_listeners(&self) -> StoreResult<Vec<bool>> {
+        sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)
+    }
+
     /// The connection pool.
     pub fn pool(&self) -> &PgPool {
         &self.pool

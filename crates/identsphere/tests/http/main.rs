@@ -7,6 +7,7 @@ mod support;
 
 mod accounts;
 mod bad_input;
+mod instances;
 mod openapi;
 mod refresh;
 mod sessions;

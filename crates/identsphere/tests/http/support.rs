@@ -122,6 +122,20 @@ impl TestApp {
         })
     }
 
+    /// Another instance on the same PostgreSQL schema (several `serve` processes on one database).
+    pub async fn spawn_peer(&self) -> Self {
+        let (_, schema) = self.schema.clone().expect("peers need PostgreSQL");
+        let issuer = format!("http://localhost:{}", self.base.rsplit(':').next().unwrap());
+        let mut peer = Self::spawn_with(Backend::Postgres, |c| {
+            c.database_schema = Some(schema);
+            c.public_url = issuer.parse().unwrap();
+        })
+        .await
+        .unwrap();
+        peer.schema = None; // the first instance owns the schema
+        peer
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -1,0 +1,608 @@
+//! The binary's settings, layered: defaults, then the TOML file given with
+//! `--config`, then `IDENTSPHERE_*` variables (the environment wins). Values are
+//! parsed once, here, and every error names the environment variable and the
+//! fix, so a bad value stops the start instead of misbehaving later.
+//!
+//! The environment comes in as an argument so tests never touch the process's.
+use identsphere::{core::tokens::JwtAlg, AuthServiceConfig};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::{
+    collections::BTreeMap,
+    fmt, fs,
+    net::{Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    str::FromStr,
+    time::Duration,
+};
+use url::Url;
+
+mod files;
+use files::{per_install_secret, prepare_data_dir, random_secret, read_secret, sqlite_url};
+
+const PREFIX: &str = "IDENTSPHERE_";
+const DEFAULT_PUBLIC_URL: &str = "http://localhost:8080";
+const DEFAULT_DATA_DIR: &str = "./identsphere-data";
+const SECRET_FILE: &str = "jwt_secret";
+
+/// Every setting, spelled as its TOML key; the variable is `IDENTSPHERE_` + the key
+/// uppercased. A test keeps this in step with [`FileConfig`].
+const KEYS: &[&str] = &[
+    "listen",
+    "public_url",
+    "data_dir",
+    "database_url",
+    "database_url_file",
+    "db_max_connections",
+    "jwt_secret",
+    "jwt_secret_file",
+    "jwt_alg",
+    "access_expiry_secs",
+    "refresh_expiry_secs",
+    "refresh_reuse_grace_secs",
+    "audience",
+    "cookies_secure",
+    "smtp_url",
+    "smtp_url_file",
+    "mail_from",
+    "redis_url",
+    "master_username",
+    "master_password",
+    "master_password_file",
+    "require_email_verification",
+    "rate_limits",
+    "log_format",
+];
+
+/// Ours but not settings: `--config`'s variable and the store test suites' database,
+/// which developers keep exported; warning about them would be noise.
+const OTHER_VARS: &[&str] = &["IDENTSPHERE_CONFIG", "IDENTSPHERE_TEST_DATABASE_URL"];
+
+/// A value that cannot work, named by its environment variable (or by the config
+/// file, for a file that cannot be read or parsed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// `IDENTSPHERE_…`, or `FILE:LINE`.
+    pub name: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(name: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.name, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The environment variable of a setting (also used for the library's field names,
+/// which match the TOML keys).
+pub fn var_name(key: &str) -> String {
+    format!("{PREFIX}{}", key.to_ascii_uppercase())
+}
+
+/// How the log is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(format!("expected text or json, got {other:?}")),
+        }
+    }
+}
+
+/// What to do when no JWT secret is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretMode {
+    /// Read or create the per-install secret in the data directory (`serve`, `keys`).
+    Persistent,
+    /// Use a random in-memory one: `migrate` signs nothing, and a migration job
+    /// should not leave a secret file behind (or fail on a read-only disk).
+    Throwaway,
+}
+
+/// HTTP Basic credentials of the master (client) API.
+#[derive(Debug)]
+pub struct MasterCredentials {
+    /// The user name.
+    pub username: String,
+    /// The password.
+    #[expect(
+        dead_code,
+        reason = "AuthServiceConfig has no master-credentials field yet"
+    )]
+    pub password: SecretString,
+}
+
+/// Everything the binary runs with.
+pub struct Settings {
+    /// Where `serve` listens.
+    pub listen: SocketAddr,
+    /// Holds the SQLite database and the per-install secret.
+    pub data_dir: PathBuf,
+    /// Text or JSON logs.
+    pub log_format: LogFormat,
+    /// `false` only for load tests.
+    pub rate_limits: bool,
+    /// Shared state for several instances (accepted, not used yet).
+    pub redis_url: Option<Url>,
+    /// The master API credentials, when both are set.
+    pub master: Option<MasterCredentials>,
+    /// The library's configuration, validated.
+    pub auth: AuthServiceConfig,
+    /// Worth a warning at start; logged once the logger is up.
+    pub warnings: Vec<String>,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("log_format", &self.log_format)
+            .field("rate_limits", &self.rate_limits)
+            // A Redis URL may carry a password.
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "<redacted>"))
+            .field(
+                "master_username",
+                &self.master.as_ref().map(|m| &m.username),
+            )
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The config file. Numbers and flags are typed by TOML; other values are text
+/// parsed by the same functions as the environment, so both accept the same forms.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    public_url: Option<String>,
+    data_dir: Option<String>,
+    database_url: Option<SecretString>,
+    database_url_file: Option<String>,
+    db_max_connections: Option<u32>,
+    jwt_secret: Option<SecretString>,
+    jwt_secret_file: Option<String>,
+    jwt_alg: Option<String>,
+    access_expiry_secs: Option<u64>,
+    refresh_expiry_secs: Option<u64>,
+    refresh_reuse_grace_secs: Option<u64>,
+    audience: Option<String>,
+    cookies_secure: Option<Flag>,
+    smtp_url: Option<SecretString>,
+    smtp_url_file: Option<String>,
+    mail_from: Option<String>,
+    redis_url: Option<String>,
+    master_username: Option<String>,
+    master_password: Option<SecretString>,
+    master_password_file: Option<String>,
+    require_email_verification: Option<Flag>,
+    rate_limits: Option<Flag>,
+    log_format: Option<String>,
+}
+
+/// A TOML boolean that also takes the environment's spellings (`"off"`, `1`…).
+#[derive(Clone, Copy, Deserialize)]
+#[serde(try_from = "FlagRepr")]
+struct Flag(bool);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum FlagRepr {
+    Bool(bool),
+    Int(i64),
+    Text(String),
+}
+
+impl TryFrom<FlagRepr> for Flag {
+    type Error = String;
+    fn try_from(repr: FlagRepr) -> Result<Self, String> {
+        match repr {
+            FlagRepr::Bool(b) => Ok(Self(b)),
+            FlagRepr::Int(i) => parse_bool(&i.to_string()).map(Self),
+            FlagRepr::Text(s) => parse_bool(&s).map(Self),
+        }
+    }
+}
+
+/// The process's `IDENTSPHERE_*` variables. A value that is not UTF-8 is an error
+/// (`std::env::vars` would panic on it).
+pub fn process_env() -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut vars = BTreeMap::new();
+    for (key, value) in std::env::vars_os() {
+        let Some(key) = key.to_str().filter(|k| k.starts_with(PREFIX)) else {
+            continue;
+        };
+        let value = value
+            .into_string()
+            .map_err(|_| ConfigError::new(key, "is not valid UTF-8"))?;
+        vars.insert(key.to_owned(), value);
+    }
+    Ok(vars)
+}
+
+/// Builds the settings from the optional TOML file and the environment.
+///
+/// Side effects, on purpose: creates the data directory when the embedded
+/// database or the per-install secret needs it, and that secret's file.
+pub fn load<I, K, V>(file: Option<&Path>, env: I, mode: SecretMode) -> Result<Settings, ConfigError>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: Into<String>,
+    V: Into<String>,
+{
+    let toml = match file {
+        Some(path) => read_toml(path)?,
+        None => FileConfig::default(),
+    };
+    let env: BTreeMap<String, String> = env
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .filter(|(k, _)| k.starts_with(PREFIX))
+        .collect();
+    let mut warnings = unknown_vars(&env);
+    let mut l = Layers {
+        env: &env,
+        file,
+        origins: BTreeMap::new(),
+    };
+
+    let listen = l.text("listen", toml.listen, parse_listen)?;
+    let listen = listen.unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)));
+    let public_url = match l.text("public_url", toml.public_url, parse_url)? {
+        Some(url) => url,
+        None => parse_url(DEFAULT_PUBLIC_URL).map_err(|m| l.error("public_url", m))?,
+    };
+    let data_dir = l.text("data_dir", toml.data_dir, parse_string)?;
+    let data_dir = PathBuf::from(data_dir.unwrap_or_else(|| DEFAULT_DATA_DIR.into()));
+
+    let database_url = l.secret("database_url", toml.database_url, toml.database_url_file)?;
+    let jwt_secret = l.secret("jwt_secret", toml.jwt_secret, toml.jwt_secret_file)?;
+    let per_install = jwt_secret.is_none() && mode == SecretMode::Persistent;
+    if database_url.is_none() || per_install {
+        let warning = prepare_data_dir(&data_dir).map_err(|m| l.error("data_dir", m))?;
+        warnings.extend(warning);
+    }
+    let database_url = match database_url {
+        Some(url) => url,
+        None => SecretString::from(sqlite_url(&data_dir)),
+    };
+    let jwt_secret = match jwt_secret {
+        Some(secret) => secret,
+        None if per_install => {
+            let path = data_dir.join(SECRET_FILE);
+            let secret = per_install_secret(&path).map_err(|m| l.error("jwt_secret", m))?;
+            l.origins
+                .insert("jwt_secret", format!(" (read from {})", path.display()));
+            secret
+        }
+        None => random_secret()
+            .map_err(|e| l.error("jwt_secret", format!("cannot generate one: {e}")))?,
+    };
+
+    let mut auth = AuthServiceConfig::new(database_url.expose_secret(), public_url, jwt_secret);
+    if let Some(n) = l.typed(
+        "db_max_connections",
+        toml.db_max_connections,
+        parse_connections,
+    )? {
+        if n == 0 {
+            return Err(l.error("db_max_connections", "must be at least 1"));
+        }
+        auth.database_max_connections = n;
+    }
+    if let Some(alg) = l.text("jwt_alg", toml.jwt_alg, JwtAlg::from_str)? {
+        auth.jwt_alg = alg;
+    }
+    if let Some(audience) = l.text("audience", toml.audience, parse_string)? {
+        auth.audience = audience;
+    }
+    if let Some(s) = l.typed("access_expiry_secs", toml.access_expiry_secs, parse_secs)? {
+        auth.access_expiry = Duration::from_secs(s);
+    }
+    if let Some(s) = l.typed("refresh_expiry_secs", toml.refresh_expiry_secs, parse_secs)? {
+        auth.refresh_expiry = Duration::from_secs(s);
+    }
+    let grace = l.typed(
+        "refresh_reuse_grace_secs",
+        toml.refresh_reuse_grace_secs,
+        parse_secs,
+    )?;
+    if let Some(s) = grace {
+        auth.refresh_reuse_grace = Duration::from_secs(s);
+    }
+    if let Some(on) = l.typed("cookies_secure", flag(toml.cookies_secure), parse_bool)? {
+        auth.cookies_secure = on;
+    }
+    auth.smtp_url = l.secret("smtp_url", toml.smtp_url, toml.smtp_url_file)?;
+    auth.mail_from = match l.text("mail_from", toml.mail_from, parse_string)? {
+        Some(from) => from,
+        None => default_mail_from(&auth.public_url),
+    };
+    let verify = flag(toml.require_email_verification);
+    if let Some(on) = l.typed("require_email_verification", verify, parse_bool)? {
+        auth.require_email_verification = on;
+    }
+    auth.validate().map_err(|e| match e.field {
+        "jwt_secret" => l.error(
+            e.field,
+            format!("{}; generate one with `openssl rand -hex 32`", e.message),
+        ),
+        field => l.error(field, e.message),
+    })?;
+
+    let redis_url = l.text("redis_url", toml.redis_url, parse_redis_url)?;
+    if redis_url.is_some() {
+        warnings.push(
+            "IDENTSPHERE_REDIS_URL is set but not used yet: rate limits and revocations stay in this process"
+                .into(),
+        );
+    }
+    let master = master_credentials(
+        &mut l,
+        toml.master_username,
+        toml.master_password,
+        toml.master_password_file,
+    )?;
+    if master.is_some() {
+        warnings.push("IDENTSPHERE_MASTER_USERNAME/PASSWORD are accepted but not used yet".into());
+    }
+    let rate_limits = l
+        .typed("rate_limits", flag(toml.rate_limits), parse_bool)?
+        .unwrap_or(true);
+    if !rate_limits {
+        warnings.push(
+            "IDENTSPHERE_RATE_LIMITS=off: RATE LIMITING IS DISABLED; use this only for load tests on loopback".into(),
+        );
+    }
+    let log_format = l.text("log_format", toml.log_format, LogFormat::from_str)?;
+    if per_install && !identsphere::is_sqlite(&auth) {
+        warnings.push(format!(
+            "the JWT secret comes from {}, which is per install: instances sharing this PostgreSQL \
+             database must all use one IDENTSPHERE_JWT_SECRET",
+            data_dir.join(SECRET_FILE).display()
+        ));
+    }
+
+    Ok(Settings {
+        listen,
+        data_dir,
+        log_format: log_format.unwrap_or(LogFormat::Text),
+        rate_limits,
+        redis_url,
+        master,
+        auth,
+        warnings,
+    })
+}
+
+/// The layers of one load, and where each value not taken from the environment
+/// came from, so errors about it say where to look.
+struct Layers<'a> {
+    env: &'a BTreeMap<String, String>,
+    file: Option<&'a Path>,
+    origins: BTreeMap<&'static str, String>,
+}
+
+impl Layers<'_> {
+    fn error(&self, key: &str, message: impl fmt::Display) -> ConfigError {
+        let origin = self.origins.get(key).map_or("", String::as_str);
+        ConfigError::new(var_name(key), format!("{message}{origin}"))
+    }
+
+    fn note_file_origin(&mut self, key: &'static str) {
+        if let Some(file) = self.file {
+            self.origins
+                .insert(key, format!(" (set as `{key}` in {})", file.display()));
+        }
+    }
+
+    /// A text value: the variable if set, else the TOML one, through one parser.
+    fn text<T>(
+        &mut self,
+        key: &'static str,
+        toml: Option<String>,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ConfigError> {
+        let env = self.env;
+        let raw = match (env.get(&var_name(key)), toml) {
+            (Some(value), _) => value.clone(),
+            (None, Some(value)) => {
+                self.note_file_origin(key);
+                value
+            }
+            (None, None) => return Ok(None),
+        };
+        parse(&raw).map(Some).map_err(|m| self.error(key, m))
+    }
+
+    /// A number or flag: TOML has typed it already (and its errors name the key).
+    fn typed<T>(
+        &mut self,
+        key: &'static str,
+        toml: Option<T>,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ConfigError> {
+        let env = self.env;
+        if let Some(raw) = env.get(&var_name(key)) {
+            return parse(raw).map(Some).map_err(|m| self.error(key, m));
+        }
+        if toml.is_some() {
+            self.note_file_origin(key);
+        }
+        Ok(toml)
+    }
+
+    /// A secret, given inline or as a file to read (`IDENTSPHERE_X_FILE` or `x_file`,
+    /// as Docker and systemd credentials provide them).
+    fn secret(
+        &mut self,
+        key: &'static str,
+        toml: Option<SecretString>,
+        toml_file: Option<String>,
+    ) -> Result<Option<SecretString>, ConfigError> {
+        let env = self.env;
+        let var = var_name(key);
+        let path = match (env.get(&var), env.get(&format!("{var}_FILE"))) {
+            (Some(_), Some(_)) => {
+                return Err(self.error(key, format!("set {var} or {var}_FILE, not both")))
+            }
+            (Some(value), None) => return Ok(Some(SecretString::from(value.clone()))),
+            (None, Some(path)) => path.clone(),
+            (None, None) => match (toml, toml_file) {
+                (Some(_), Some(_)) => {
+                    let message =
+                        format!("set `{key}` or `{key}_file` in the config file, not both");
+                    return Err(self.error(key, message));
+                }
+                (Some(value), None) => {
+                    self.note_file_origin(key);
+                    return Ok(Some(value));
+                }
+                (None, Some(path)) => path,
+                (None, None) => return Ok(None),
+            },
+        };
+        let secret = read_secret(Path::new(&path)).map_err(|m| self.error(key, m))?;
+        self.origins.insert(key, format!(" (read from {path})"));
+        Ok(Some(secret))
+    }
+}
+
+fn master_credentials(
+    l: &mut Layers<'_>,
+    username: Option<String>,
+    password: Option<SecretString>,
+    password_file: Option<String>,
+) -> Result<Option<MasterCredentials>, ConfigError> {
+    let username = l.text("master_username", username, parse_nonempty)?;
+    let password = l.secret("master_password", password, password_file)?;
+    match (username, password) {
+        (Some(username), Some(password)) if !password.expose_secret().is_empty() => {
+            Ok(Some(MasterCredentials { username, password }))
+        }
+        (Some(_), Some(_)) => Err(l.error("master_password", "must not be empty")),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(l.error(
+            "master_password",
+            "must be set with IDENTSPHERE_MASTER_USERNAME (both or neither)",
+        )),
+        (None, Some(_)) => Err(l.error(
+            "master_username",
+            "must be set with IDENTSPHERE_MASTER_PASSWORD (both or neither)",
+        )),
+    }
+}
+
+fn unknown_vars(env: &BTreeMap<String, String>) -> Vec<String> {
+    let known: Vec<String> = KEYS.iter().map(|k| var_name(k)).collect();
+    env.keys()
+        .filter(|var| !known.contains(var) && !OTHER_VARS.contains(&var.as_str()))
+        .map(|var| format!("{var} is not a known setting and is ignored (check its spelling)"))
+        .collect()
+}
+
+fn read_toml(path: &Path) -> Result<FileConfig, ConfigError> {
+    let name = path.display().to_string();
+    let text = fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(&name, format!("cannot read the config file: {e}")))?;
+    toml::from_str(&text).map_err(|e| {
+        // toml's Display spans several lines; the start error stays on one.
+        let line = e
+            .span()
+            .and_then(|s| text.get(..s.start))
+            .map(|before| before.matches('\n').count() + 1);
+        let name = line.map_or(name, |line| format!("{}:{line}", path.display()));
+        ConfigError::new(name, e.message().trim_end())
+    })
+}
+
+fn default_mail_from(public_url: &Url) -> String {
+    // A dotless host (`localhost`, an IP) makes no deliverable sender domain.
+    let host = match public_url.host() {
+        Some(url::Host::Domain(domain)) if domain.contains('.') => domain,
+        _ => "localhost",
+    };
+    format!("IdentSphere <no-reply@{host}>")
+}
+
+fn flag(value: Option<Flag>) -> Option<bool> {
+    value.map(|Flag(on)| on)
+}
+
+fn parse_string(s: &str) -> Result<String, String> {
+    Ok(s.to_owned())
+}
+
+fn parse_nonempty(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(s.to_owned())
+}
+
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    s.trim().parse().map_err(|_| {
+        format!("expected an IP address and port like 127.0.0.1:8080 or [::]:8080, got {s:?}")
+    })
+}
+
+fn parse_url(s: &str) -> Result<Url, String> {
+    Url::parse(s.trim())
+        .map_err(|e| format!("{e}: expected a URL like https://auth.example.com, got {s:?}"))
+}
+
+fn parse_redis_url(s: &str) -> Result<Url, String> {
+    // No echo of the value: a Redis URL may carry a password.
+    let expected = "expected redis://HOST:PORT or rediss://HOST:PORT";
+    let url = Url::parse(s.trim()).map_err(|e| format!("{e}: {expected}"))?;
+    if !matches!(url.scheme(), "redis" | "rediss") || url.host_str().is_none() {
+        return Err(expected.into());
+    }
+    Ok(url)
+}
+
+fn parse_secs(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("expected a whole number of seconds, got {s:?}"))
+}
+
+fn parse_connections(s: &str) -> Result<u32, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("expected a number of connections, got {s:?}"))
+}
+
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "on" => Ok(true),
+        "false" | "0" | "off" => Ok(false),
+        _ => Err(format!("expected true/false, 1/0 or on/off, got {s:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,310 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+use super::*;
+use std::os::unix::fs::PermissionsExt;
+use tempfile::TempDir;
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+/// Loads with `vars` plus a data directory inside `dir`, never the process env.
+fn load_in(
+    dir: &TempDir,
+    toml: Option<&str>,
+    vars: &[(&str, &str)],
+) -> Result<Settings, ConfigError> {
+    let data_dir = dir.path().join("data");
+    let mut env = vec![(
+        "IDENTSPHERE_DATA_DIR".to_owned(),
+        data_dir.to_string_lossy().into_owned(),
+    )];
+    env.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    let file = toml.map(|text| {
+        let path = dir.path().join("identsphere.toml");
+        fs::write(&path, text).unwrap();
+        path
+    });
+    load(file.as_deref(), env, SecretMode::Persistent)
+}
+
+fn err_in(dir: &TempDir, toml: Option<&str>, vars: &[(&str, &str)]) -> ConfigError {
+    load_in(dir, toml, vars).unwrap_err()
+}
+
+#[test]
+fn defaults_give_embedded_sqlite_and_documented_values() {
+    let dir = TempDir::new().unwrap();
+    let s = load_in(&dir, None, &[]).unwrap();
+    assert_eq!(s.listen, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(s.auth.public_url.as_str(), "http://localhost:8080/");
+    let db = format!(
+        "sqlite://{}/identsphere.db",
+        dir.path().join("data").display()
+    );
+    assert_eq!(s.auth.database_url.expose_secret(), db);
+    assert_eq!(s.auth.jwt_alg, JwtAlg::Hs256);
+    assert_eq!(s.auth.access_expiry, Duration::from_secs(900));
+    assert_eq!(s.auth.refresh_expiry, Duration::from_secs(2_592_000));
+    assert_eq!(s.auth.refresh_reuse_grace, Duration::from_secs(10));
+    assert_eq!(s.auth.audience, "identsphere");
+    assert!(s.auth.cookies_secure && s.auth.require_email_verification && s.rate_limits);
+    assert_eq!(s.auth.mail_from, "IdentSphere <no-reply@localhost>");
+    assert_eq!(s.auth.database_max_connections, 16);
+    assert_eq!(s.log_format, LogFormat::Text);
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    let mode = fs::metadata(dir.path().join("data"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+}
+
+#[test]
+fn env_beats_toml_beats_default() {
+    let dir = TempDir::new().unwrap();
+    let toml = "audience = \"from-file\"\naccess_expiry_secs = 600\ncookies_secure = \"off\"\n";
+    let s = load_in(&dir, Some(toml), &[("IDENTSPHERE_AUDIENCE", "from-env")]).unwrap();
+    assert_eq!(s.auth.audience, "from-env");
+    assert_eq!(s.auth.access_expiry, Duration::from_secs(600));
+    assert!(!s.auth.cookies_secure);
+    assert_eq!(s.auth.refresh_expiry, Duration::from_secs(2_592_000));
+}
+
+#[test]
+fn unknown_toml_key_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let e = err_in(
+        &dir,
+        Some("listen = \"127.0.0.1:1\"\naudiense = \"x\"\n"),
+        &[],
+    );
+    assert!(e.name.ends_with("identsphere.toml:2"), "{e}");
+    assert!(e.message.contains("unknown field `audiense`"), "{e}");
+}
+
+#[test]
+fn every_toml_key_has_a_known_variable() {
+    // serde lists the accepted fields when it refuses one; they must equal KEYS.
+    let dir = TempDir::new().unwrap();
+    let e = err_in(&dir, Some("nope = 1\n"), &[]);
+    let listed: Vec<&str> = e.message.split('`').skip(3).step_by(2).collect();
+    assert_eq!(listed, KEYS, "{e}");
+}
+
+#[test]
+fn bad_values_name_the_variable() {
+    let cases = [
+        ("IDENTSPHERE_LISTEN", "localhost"),
+        ("IDENTSPHERE_PUBLIC_URL", "not a url"),
+        ("IDENTSPHERE_JWT_ALG", "HS512"),
+        ("IDENTSPHERE_ACCESS_EXPIRY_SECS", "15m"),
+        ("IDENTSPHERE_REFRESH_REUSE_GRACE_SECS", "-1"),
+        ("IDENTSPHERE_COOKIES_SECURE", "maybe"),
+        ("IDENTSPHERE_RATE_LIMITS", "sometimes"),
+        ("IDENTSPHERE_REDIS_URL", "http://cache:6379"),
+        ("IDENTSPHERE_LOG_FORMAT", "xml"),
+        ("IDENTSPHERE_DB_MAX_CONNECTIONS", "0"),
+        ("IDENTSPHERE_DATABASE_URL", "mysql://db"),
+        ("IDENTSPHERE_SMTP_URL", "ftp://mail"),
+        ("IDENTSPHERE_ACCESS_EXPIRY_SECS", "1"),
+    ];
+    for (var, value) in cases {
+        let dir = TempDir::new().unwrap();
+        let e = err_in(&dir, None, &[(var, value)]);
+        assert_eq!(e.name, var, "{var}={value}: {e}");
+    }
+}
+
+#[test]
+fn bad_toml_value_names_the_variable_and_the_file() {
+    let dir = TempDir::new().unwrap();
+    let e = err_in(&dir, Some("jwt_alg = \"none\"\n"), &[]);
+    assert_eq!(e.name, "IDENTSPHERE_JWT_ALG");
+    assert!(e.message.contains("set as `jwt_alg` in"), "{e}");
+}
+
+#[test]
+fn booleans_take_every_spelling() {
+    for (value, expected) in [
+        ("true", true),
+        ("1", true),
+        ("on", true),
+        ("false", false),
+        ("0", false),
+        ("OFF", false),
+    ] {
+        let dir = TempDir::new().unwrap();
+        let s = load_in(
+            &dir,
+            None,
+            &[("IDENTSPHERE_REQUIRE_EMAIL_VERIFICATION", value)],
+        )
+        .unwrap();
+        assert_eq!(s.auth.require_email_verification, expected, "{value}");
+    }
+}
+
+#[test]
+fn secret_file_is_created_0600_and_reused() {
+    let dir = TempDir::new().unwrap();
+    let first = load_in(&dir, None, &[]).unwrap();
+    let path = dir.path().join("data/jwt_secret");
+    let mode = fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let stored = fs::read_to_string(&path).unwrap();
+    assert_eq!(stored.len(), 64);
+    assert!(
+        stored.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')),
+        "{stored}"
+    );
+    assert_eq!(first.auth.jwt_secret.expose_secret(), stored);
+
+    let second = load_in(&dir, None, &[]).unwrap();
+    assert_eq!(second.auth.jwt_secret.expose_secret(), stored);
+}
+
+#[test]
+fn readable_secret_file_is_refused() {
+    let dir = TempDir::new().unwrap();
+    load_in(&dir, None, &[]).unwrap();
+    let path = dir.path().join("data/jwt_secret");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    let e = err_in(&dir, None, &[]);
+    assert_eq!(e.name, "IDENTSPHERE_JWT_SECRET");
+    assert!(
+        e.message.contains("chmod 600") && e.message.contains("jwt_secret"),
+        "{e}"
+    );
+}
+
+#[test]
+fn configured_secret_creates_no_file_and_migrate_needs_none() {
+    let dir = TempDir::new().unwrap();
+    load_in(&dir, None, &[("IDENTSPHERE_JWT_SECRET", SECRET)]).unwrap();
+    assert!(!dir.path().join("data/jwt_secret").exists());
+
+    let data_dir = dir
+        .path()
+        .join("migrate-data")
+        .to_string_lossy()
+        .into_owned();
+    let env = [
+        ("IDENTSPHERE_DATABASE_URL", "postgres://db/identsphere"),
+        ("IDENTSPHERE_DATA_DIR", data_dir.as_str()),
+    ];
+    let s = load(None, env, SecretMode::Throwaway).unwrap();
+    assert_eq!(s.auth.jwt_secret.expose_secret().len(), 64);
+    assert!(
+        !Path::new(&data_dir).exists(),
+        "migrate against PostgreSQL made a data dir"
+    );
+}
+
+#[test]
+fn short_secret_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let e = err_in(&dir, None, &[("IDENTSPHERE_JWT_SECRET", "too-short")]);
+    assert_eq!(e.name, "IDENTSPHERE_JWT_SECRET");
+    assert!(e.message.contains("32 bytes"), "{e}");
+}
+
+#[test]
+fn secret_file_variable_is_read_without_its_newline() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("secret");
+    fs::write(&path, format!("{SECRET}\n")).unwrap();
+    let path = path.to_string_lossy().into_owned();
+    let s = load_in(&dir, None, &[("IDENTSPHERE_JWT_SECRET_FILE", &path)]).unwrap();
+    assert_eq!(s.auth.jwt_secret.expose_secret(), SECRET);
+
+    let both = [
+        ("IDENTSPHERE_JWT_SECRET_FILE", path.as_str()),
+        ("IDENTSPHERE_JWT_SECRET", SECRET),
+    ];
+    assert_eq!(err_in(&dir, None, &both).name, "IDENTSPHERE_JWT_SECRET");
+}
+
+#[test]
+fn insecure_cookies_only_for_a_loopback_public_url() {
+    let dir = TempDir::new().unwrap();
+    let public = ("IDENTSPHERE_PUBLIC_URL", "https://auth.example.com");
+    let e = err_in(
+        &dir,
+        None,
+        &[public, ("IDENTSPHERE_COOKIES_SECURE", "false")],
+    );
+    assert_eq!(e.name, "IDENTSPHERE_COOKIES_SECURE");
+    let local = [
+        ("IDENTSPHERE_PUBLIC_URL", "http://127.0.0.1:8080"),
+        ("IDENTSPHERE_COOKIES_SECURE", "false"),
+    ];
+    assert!(!load_in(&dir, None, &local).unwrap().auth.cookies_secure);
+}
+
+#[test]
+fn mail_from_defaults_to_the_public_host() {
+    let dir = TempDir::new().unwrap();
+    let s = load_in(
+        &dir,
+        None,
+        &[("IDENTSPHERE_PUBLIC_URL", "https://auth.example.com")],
+    )
+    .unwrap();
+    assert_eq!(s.auth.mail_from, "IdentSphere <no-reply@auth.example.com>");
+}
+
+#[test]
+fn master_credentials_come_in_pairs() {
+    let dir = TempDir::new().unwrap();
+    let e = err_in(&dir, None, &[("IDENTSPHERE_MASTER_USERNAME", "admin")]);
+    assert_eq!(e.name, "IDENTSPHERE_MASTER_PASSWORD");
+    let both = [
+        ("IDENTSPHERE_MASTER_USERNAME", "admin"),
+        ("IDENTSPHERE_MASTER_PASSWORD", "hunter22"),
+    ];
+    assert_eq!(
+        load_in(&dir, None, &both).unwrap().master.unwrap().username,
+        "admin"
+    );
+}
+
+#[test]
+fn unknown_variables_and_risky_settings_warn() {
+    let dir = TempDir::new().unwrap();
+    let vars = [
+        ("IDENTSPHERE_LISTN", "x"),
+        ("IDENTSPHERE_TEST_DATABASE_URL", "postgres://x"),
+        ("IDENTSPHERE_RATE_LIMITS", "off"),
+        ("IDENTSPHERE_REDIS_URL", "redis://cache:6379"),
+        ("IDENTSPHERE_DATABASE_URL", "postgres://db/identsphere"),
+    ];
+    let s = load_in(&dir, None, &vars).unwrap();
+    let all = s.warnings.join("\n");
+    assert!(all.contains("IDENTSPHERE_LISTN"), "{all}");
+    assert!(!all.contains("TEST_DATABASE_URL"), "{all}");
+    assert!(all.contains("RATE LIMITING IS DISABLED"), "{all}");
+    assert!(all.contains("REDIS_URL is set but not used yet"), "{all}");
+    assert!(
+        all.contains("must all use one IDENTSPHERE_JWT_SECRET"),
+        "{all}"
+    );
+    assert!(!s.rate_limits);
+}
+
+#[test]
+fn debug_shows_no_secret() {
+    let dir = TempDir::new().unwrap();
+    let vars = [
+        ("IDENTSPHERE_JWT_SECRET", SECRET),
+        (
+            "IDENTSPHERE_DATABASE_URL",
+            "postgres://user:dbpass@db/identsphere",
+        ),
+        ("IDENTSPHERE_SMTP_URL", "smtps://user:smtppass@mail:465"),
+        ("IDENTSPHERE_REDIS_URL", "redis://:redispass@cache:6379"),
+        ("IDENTSPHERE_MASTER_USERNAME", "admin"),
+        ("IDENTSPHERE_MASTER_PASSWORD", "masterpass"),
+    ];
+    let debug = format!("{:?}", load_in(&dir, None, &vars).unwrap());
+    for secret in [SECRET, "dbpass", "smtppass", "redispass", "masterpass"] {
+        assert!(!debug.contains(secret), "{secret} in {debug}");
+    }
+}

@@ -1,0 +1,126 @@
+//! Several instances on one PostgreSQL database behave as one service:
+//! a session revoked through one is refused by the others at once.
+use crate::support::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// Polls `peer` until it refuses `token`; returns how long that took.
+async fn refused_after(peer: &TestApp, token: &str) -> Duration {
+    let start = Instant::now();
+    loop {
+        let status = peer.get_bearer("/v1/users/me", token).await.status();
+        if status == StatusCode::UNAUTHORIZED {
+            return start.elapsed();
+        }
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "peer still accepts a revoked session after 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_reaches_other_instances() {
+    let Some(a) = TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    let b = a.spawn_peer().await;
+    let ready: Value = b
+        .http
+        .get(b.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["checks"]["revocation_feed"], "live");
+
+    let mut delays = Vec::new();
+    for i in 0..5 {
+        let login = if i == 0 {
+            a.user("ann@example.com").await
+        } else {
+            a.login("ann@example.com", PASSWORD)
+                .await
+                .json()
+                .await
+                .unwrap()
+        };
+        let token = login["access_token"].as_str().unwrap();
+        assert_eq!(
+            b.get_bearer("/v1/users/me", token).await.status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            a.post_bearer("/v1/auth/logout", token, json!({}))
+                .await
+                .status(),
+            StatusCode::NO_CONTENT
+        );
+        delays.push(refused_after(&b, token).await);
+    }
+    eprintln!("revocation seen by the peer after {delays:?}");
+    assert!(
+        delays.iter().all(|d| *d < Duration::from_millis(500)),
+        "{delays:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_holds_while_the_feed_reconnects() {
+    let Some(a) = TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    let b = a.spawn_peer().await;
+    let login = a.user("ann@example.com").await;
+    let token = login["access_token"].as_str().unwrap();
+    assert_eq!(
+        b.get_bearer("/v1/users/me", token).await.status(),
+        StatusCode::OK
+    );
+
+    // Cut every LISTEN connection on the server (other tests' instances reconnect too).
+    let url = std::env::var("IDENTSPHERE_TEST_DATABASE_URL").unwrap();
+    let store = identsphere_store_postgres::PostgresStore::connect(&url, 1)
+        .await
+        .unwrap();
+    let cut: Vec<bool> = sqlx_like_terminate(&store).await;
+    assert!(!cut.is_empty());
+    // Revoke at once, while b's feed is down or just back: b must refuse either way.
+    assert_eq!(
+        a.post_bearer("/v1/auth/logout", token, json!({}))
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    refused_after(&b, token).await;
+    // The feed comes back.
+    let start = Instant::now();
+    loop {
+        let ready: Value = b
+            .http
+            .get(b.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if ready["checks"]["revocation_feed"] == "live" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "feed did not come back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn sqlx_like_terminate(store: &identsphere_store_postgres::PostgresStore) -> Vec<bool> {
+    store.terminate_listeners().await.unwrap()
+}
