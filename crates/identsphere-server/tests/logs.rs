@@ -1,0 +1,226 @@
+//! A full account flow against the real binary, with verbose logging: no
+//! password, token, link token, secret or email address may reach the log.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+use identsphere_testkit::SmtpSink;
+use serde_json::{json, Value};
+use std::{
+    io::Read,
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const SECRET: &str = "log-test-secret-0123456789abcdef0123456789";
+const PASSWORD: &str = "first password of ann";
+const NEW_PASSWORD: &str = "second password of ann";
+const RESET_PASSWORD: &str = "third password of ann";
+const EMAIL: &str = "ann.secretive@example.com";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mail = SmtpSink::start().await;
+    let child = Command::new(env!("CARGO_BIN_EXE_identsphere"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env(
+            "RUST_LOG",
+            "debug,identsphere=trace,identsphere_core=trace,hyper=info,h2=info",
+        )
+        .env("IDENTSPHERE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("IDENTSPHERE_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
+        .env("IDENTSPHERE_DATA_DIR", dir.path())
+        .env("IDENTSPHERE_JWT_SECRET", SECRET)
+        .env("IDENTSPHERE_SMTP_URL", mail.url())
+        .env("IDENTSPHERE_COOKIES_SECURE", "false")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut server = KillOnDrop(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let post = |path: &str, token: Option<&str>, body: Value| {
+        let mut req = http.post(format!("{base}{path}")).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    let mut secrets: Vec<String> = vec![
+        SECRET.into(),
+        PASSWORD.into(),
+        NEW_PASSWORD.into(),
+        RESET_PASSWORD.into(),
+        EMAIL.into(),
+    ];
+
+    post(
+        "/v1/auth/signup",
+        None,
+        json!({ "email": EMAIL, "password": PASSWORD }),
+    )
+    .await
+    .unwrap();
+    let verify = mail.first_to(EMAIL).await.token().unwrap();
+    secrets.push(verify.clone());
+    assert!(
+        post("/v1/auth/email/verify", None, json!({ "token": verify }))
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    // A failed login, then a good one.
+    post(
+        "/v1/auth/login",
+        None,
+        json!({ "email": EMAIL, "password": "wrong password here" }),
+    )
+    .await
+    .unwrap();
+    secrets.push("wrong password here".into());
+    let r = post(
+        "/v1/auth/login",
+        None,
+        json!({ "email": EMAIL, "password": PASSWORD }),
+    )
+    .await
+    .unwrap();
+    let csrf: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let login: Value = r.json().await.unwrap();
+    let access = login["access_token"].as_str().unwrap().to_owned();
+    secrets.extend([
+        access.clone(),
+        login["refresh_token"].as_str().unwrap().to_owned(),
+    ]);
+    secrets.extend(
+        csrf.iter()
+            .filter(|c| c.starts_with("identsphere_csrf="))
+            .map(|c| c[17..].split(';').next().unwrap().to_owned()),
+    );
+    http.get(format!("{base}/v1/users/me"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    let refreshed: Value = post(
+        "/v1/auth/refresh",
+        None,
+        json!({ "refresh_token": login["refresh_token"] }),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let access = refreshed["access_token"].as_str().unwrap().to_owned();
+    secrets.extend([
+        access.clone(),
+        refreshed["refresh_token"].as_str().unwrap().to_owned(),
+    ]);
+    post(
+        "/v1/auth/password/change",
+        Some(&access),
+        json!({ "current_password": PASSWORD, "new_password": NEW_PASSWORD }),
+    )
+    .await
+    .unwrap();
+    post(
+        "/v1/auth/email/change",
+        Some(&access),
+        json!({ "new_email": "ann.new@example.com", "password": NEW_PASSWORD }),
+    )
+    .await
+    .unwrap();
+    secrets.push("ann.new@example.com".into());
+    secrets.push(mail.first_to("ann.new@example.com").await.token().unwrap());
+    post("/v1/auth/password/forgot", None, json!({ "email": EMAIL }))
+        .await
+        .unwrap();
+    let reset = mail.nth_to(EMAIL, 2).await.token().unwrap();
+    secrets.push(reset.clone());
+    let r = post(
+        "/v1/auth/password/reset",
+        None,
+        json!({ "token": reset, "new_password": RESET_PASSWORD }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 204);
+    // A 4xx with secrets in the body.
+    post(
+        "/v1/auth/signup",
+        None,
+        json!({ "email": EMAIL, "password": PASSWORD, "extra": SECRET }),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    server.0.kill().unwrap();
+    let mut log = String::new();
+    server
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    server
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(
+        log.contains("login succeeded"),
+        "the log is empty or unexpected:\n{log}"
+    );
+    assert!(
+        log.contains("/v1/auth/login"),
+        "requests are not logged:\n{log}"
+    );
+    for secret in &secrets {
+        assert!(!secret.is_empty());
+        assert!(
+            !log.contains(secret.as_str()),
+            "{secret:?} appears in the log:\n{log}"
+        );
+    }
+    // No fragment of a token either (a truncated JWT is still a credential).
+    assert!(!log.contains("eyJ"), "a JWT fragment appears in the log");
+    assert!(
+        !log.contains("rt_"),
+        "a refresh-token fragment appears in the log"
+    );
+}
