@@ -356,7 +356,7 @@ where
     let redis_url = l.text("redis_url", toml.redis_url, parse_redis_url)?;
     if redis_url.is_some() {
         warnings.push(
-            "IDENTSPHERE_REDIS_URL is set but not used yet: rate limits and revocations stay in this process"
+            "IDENTSPHERE_REDIS_URL is set but not used yet: rate-limit state stays in this process (revocations are shared through PostgreSQL)"
                 .into(),
         );
     }

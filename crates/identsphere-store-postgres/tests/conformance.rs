@@ -2,6 +2,8 @@
 //!
 //! Runs when `IDENTSPHERE_TEST_DATABASE_URL` is set (CI always sets it); fails,
 //! rather than skips, when it is set but the server cannot be reached.
+#![allow(clippy::expect_used)] // test setup fails loudly
+
 use identsphere_core::store::Store;
 use identsphere_store_postgres::PostgresStore;
 use std::sync::Arc;

@@ -1,4 +1,6 @@
 //! The shared store suite on SQLite: a fresh database file per test.
+#![allow(clippy::expect_used)] // test setup fails loudly
+
 use identsphere_core::store::Store;
 use identsphere_store_sqlite::SqliteStore;
 use std::sync::Arc;
