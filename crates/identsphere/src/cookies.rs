@@ -1,7 +1,6 @@
 //! The session cookies of API.md §3.
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use identsphere_core::{secret::random_token, service::IssuedTokens};
-use std::time::Duration;
 
 pub(crate) const ACCESS: &str = "identsphere_access";
 pub(crate) const REFRESH: &str = "identsphere_refresh";
@@ -13,7 +12,6 @@ const REFRESH_PATH: &str = "/v1/auth";
 #[derive(Clone, Debug)]
 pub(crate) struct CookieSettings {
     pub(crate) secure: bool,
-    pub(crate) refresh_max_age: Duration,
 }
 
 impl CookieSettings {
@@ -36,7 +34,7 @@ impl CookieSettings {
 
     /// Sets the access, refresh and CSRF cookies for a token pair.
     pub(crate) fn set_session(&self, jar: CookieJar, tokens: &IssuedTokens) -> CookieJar {
-        let refresh_age = i64::try_from(self.refresh_max_age.as_secs()).unwrap_or(i64::MAX);
+        let refresh_age = tokens.refresh_expires_in;
         jar.add(self.cookie(
             ACCESS,
             tokens.access_token.clone(),

@@ -131,35 +131,21 @@ pub struct LoginBody {
     pub password: String,
 }
 
-/// Successful sign-in.
+/// Successful sign-in: the token pair, plus the user.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LoginResponse {
-    /// `"ok"`.
-    pub status: &'static str,
-    /// Access token (JWT).
-    pub access_token: String,
-    /// Refresh token (opaque).
-    pub refresh_token: String,
-    /// `"Bearer"`.
-    pub token_type: &'static str,
-    /// Access-token lifetime in seconds.
-    pub expires_in: i64,
+    /// The tokens.
+    #[serde(flatten)]
+    pub tokens: TokenPairResponse,
     /// The user.
     pub user: UserResponse,
-    /// The new session's id.
-    pub session_id: String,
 }
 
 impl LoginResponse {
     pub(crate) fn new(t: IssuedTokens, user: User) -> Self {
         Self {
-            status: "ok",
-            access_token: t.access_token,
-            refresh_token: t.refresh_token,
-            token_type: "Bearer",
-            expires_in: t.expires_in,
+            tokens: t.into(),
             user: user.into(),
-            session_id: t.session.id.to_string(),
         }
     }
 }

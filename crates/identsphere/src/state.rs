@@ -17,7 +17,6 @@ impl AppState {
             identity,
             cookies: CookieSettings {
                 secure: config.cookies_secure,
-                refresh_max_age: config.refresh_expiry,
             },
             max_json_body: config.max_json_body,
         }

@@ -58,6 +58,16 @@ impl IdentityConfig {
     pub fn issuer(&self) -> String {
         self.public_url.as_str().trim_end_matches('/').to_owned()
     }
+
+    /// `path` under the public URL, keeping any path prefix the URL has
+    /// (`https://example.com/auth` + `verify-email` → `…/auth/verify-email`).
+    pub fn link(&self, path: &str) -> Url {
+        let mut base = self.public_url.clone();
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        base.join(path).unwrap_or(base)
+    }
 }
 
 /// Who made a request, as far as the transport can tell.
@@ -193,6 +203,17 @@ impl Identity {
             .ok_or(CoreError::Unauthorized)
     }
 
+    /// Signs with the newest key: another instance may have rotated the keys
+    /// (checked at most once a minute; a failure keeps the current keys).
+    async fn refresh_keys_if_stale(&self) {
+        let now = self.clock.now();
+        if self.keys.stale(now, Duration::seconds(60)) {
+            if let Err(e) = self.keys.reload(self.store.as_ref(), now).await {
+                tracing::warn!(error = %e, "reloading signing keys failed; keeping the current ones");
+            }
+        }
+    }
+
     /// Sends mail in the background: the response must not wait for SMTP, and
     /// its timing must not tell whether a message was sent at all.
     fn send_later(&self, mail: Mail) {
@@ -238,5 +259,47 @@ impl Identity {
             .map_err(|e| CoreError::Internal(e.to_string()))?;
         url.query_pairs_mut().append_pair("token", &token);
         Ok(url.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(url: &str) -> IdentityConfig {
+        IdentityConfig {
+            public_url: url.parse().unwrap(),
+            audience: "a".into(),
+            access_ttl: Duration::minutes(15),
+            refresh_ttl: Duration::days(30),
+            refresh_grace: Duration::seconds(10),
+            require_email_verification: true,
+            password_policy: PasswordPolicy::default(),
+            refresh_key: [0; 32],
+        }
+    }
+
+    #[test]
+    fn links_keep_the_public_url_path() {
+        assert_eq!(
+            config("http://localhost:8080")
+                .link("verify-email")
+                .as_str(),
+            "http://localhost:8080/verify-email"
+        );
+        assert_eq!(
+            config("https://example.com/auth")
+                .link("verify-email")
+                .as_str(),
+            "https://example.com/auth/verify-email"
+        );
+        assert_eq!(
+            config("https://example.com/auth/").link("login").as_str(),
+            "https://example.com/auth/login"
+        );
+        assert_eq!(
+            config("https://example.com/auth/").issuer(),
+            "https://example.com/auth"
+        );
     }
 }

@@ -98,6 +98,7 @@ impl Identity {
             expires_at: now + self.config.refresh_ttl,
         };
         let session = self.store.create_session(&session, &refresh).await?;
+        self.refresh_keys_if_stale().await;
         self.issue(session, refresh_token)
     }
 

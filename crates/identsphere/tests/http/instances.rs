@@ -124,3 +124,78 @@ async fn revocation_holds_while_the_feed_reconnects() {
 async fn sqlx_like_terminate(store: &identsphere_store_postgres::PostgresStore) -> Vec<bool> {
     store.terminate_listeners().await.unwrap()
 }
+
+fn kid(token: &str) -> String {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rotation_reaches_other_instances() {
+    use identsphere::core::{clock::ManualClock, tokens::JwtAlg};
+    use std::sync::Arc;
+    let Some(a) = TestApp::spawn_with(Backend::Postgres, |c| c.jwt_alg = JwtAlg::EdDsa).await
+    else {
+        return;
+    };
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let b = a
+        .spawn_peer_with(|c| {
+            c.jwt_alg = JwtAlg::EdDsa;
+            c.clock = clock.clone();
+        })
+        .await;
+    a.signup_verified("ann@example.com").await;
+    let old_kid = kid(b
+        .login("ann@example.com", PASSWORD)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["access_token"]
+        .as_str()
+        .unwrap());
+    let new_kid = a.service.rotate_signing_key().await.unwrap();
+    assert_ne!(old_kid, new_kid);
+    // Until its keys are a minute old, b still signs with the retired (still published) key.
+    let from_b: Value = b
+        .login("ann@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(kid(from_b["access_token"].as_str().unwrap()), old_kid);
+    assert_eq!(
+        a.get_bearer("/v1/users/me", from_b["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    // Then it moves to the new key without being told.
+    clock.advance(chrono::Duration::seconds(61));
+    let from_b: Value = b
+        .login("ann@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(kid(from_b["access_token"].as_str().unwrap()), new_kid);
+    // And a token from a's new key is accepted by b.
+    let from_a: Value = a
+        .login("ann@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        b.get_bearer("/v1/users/me", from_a["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}

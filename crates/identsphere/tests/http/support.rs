@@ -124,11 +124,16 @@ impl TestApp {
 
     /// Another instance on the same PostgreSQL schema (several `serve` processes on one database).
     pub async fn spawn_peer(&self) -> Self {
+        self.spawn_peer_with(|_| {}).await
+    }
+
+    pub async fn spawn_peer_with(&self, tweak: impl FnOnce(&mut AuthServiceConfig)) -> Self {
         let (_, schema) = self.schema.clone().expect("peers need PostgreSQL");
         let issuer = format!("http://localhost:{}", self.base.rsplit(':').next().unwrap());
         let mut peer = Self::spawn_with(Backend::Postgres, |c| {
             c.database_schema = Some(schema);
             c.public_url = issuer.parse().unwrap();
+            tweak(c);
         })
         .await
         .unwrap();
