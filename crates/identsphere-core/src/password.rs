@@ -1,17 +1,20 @@
 //! Password hashing (Argon2id, off the async runtime in a bounded pool) and policy.
 use crate::error::{CoreError, FieldError, Result};
 use argon2::{
-    password_hash::{
-        rand_core::OsRng, PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString,
-    },
-    Algorithm, Argon2, Params, Version,
+    password_hash::{rand_core::OsRng, Output, ParamsString, PasswordHash, SaltString},
+    Algorithm, Argon2, Block, Params, Version,
 };
+use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
-use std::sync::{Arc, OnceLock};
-use tokio::sync::Semaphore;
+use std::sync::{Arc, Mutex, OnceLock};
+use tokio::sync::{mpsc, oneshot};
 
 /// Nothing longer is ever hashed: a long password costs the hasher, not the attacker.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// Stored hashes asking for more memory than this (an imported hash, say) are
+/// refused rather than allowed to balloon a worker.
+const MAX_VERIFY_KIB: u32 = 256 * 1024;
 
 /// Argon2id parameters: OWASP's first recommended setting (19 MiB, 2 passes, 1 lane).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,12 +37,92 @@ impl Default for HashParams {
     }
 }
 
-/// Hashes and verifies passwords on blocking threads, at most `concurrency` at once,
-/// so a burst of logins queues instead of starving the async runtime or the memory.
+type Job = Box<dyn FnOnce(&mut Worker) + Send>;
+
+/// One hashing thread's state: its Argon2 memory, allocated once and reused.
+///
+/// Allocating and freeing 19 MiB per hash fragments glibc's heap badly
+/// (hundreds of MiB resident after a few hundred logins); reusing one buffer
+/// per thread keeps the server's memory flat under any login load.
+struct Worker {
+    argon2: Argon2<'static>,
+    memory: Vec<Block>,
+}
+
+impl Worker {
+    fn blocks(&mut self, count: usize) -> &mut [Block] {
+        if self.memory.len() < count {
+            self.memory.resize(count, Block::default());
+        }
+        &mut self.memory[..count]
+    }
+
+    fn hash(&mut self, password: &[u8]) -> Result<String> {
+        let err = |e: argon2::Error| CoreError::Internal(format!("argon2: {e}"));
+        let mut salt = [0u8; 16];
+        OsRng.fill_bytes(&mut salt);
+        let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+        let argon2 = self.argon2.clone();
+        let count = argon2.params().block_count();
+        argon2
+            .hash_password_into_with_memory(password, &salt, &mut out, self.blocks(count))
+            .map_err(err)?;
+        let phc_err = |e: argon2::password_hash::Error| CoreError::Internal(format!("argon2: {e}"));
+        let salt = SaltString::encode_b64(&salt).map_err(phc_err)?;
+        let phc = PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(argon2.params()).map_err(phc_err)?,
+            salt: Some(salt.as_salt()),
+            hash: Some(Output::new(&out).map_err(phc_err)?),
+        };
+        Ok(phc.to_string())
+    }
+
+    /// Verifies against a stored Argon2 PHC string, with the parameters it names.
+    fn verify(&mut self, password: &[u8], stored: &str) -> bool {
+        let Ok(phc) = PasswordHash::new(stored) else {
+            return false;
+        };
+        let (Ok(algorithm), Ok(params)) =
+            (Algorithm::try_from(phc.algorithm), Params::try_from(&phc))
+        else {
+            return false;
+        };
+        let version = phc.version.map_or(Ok(Version::V0x13), Version::try_from);
+        let (Ok(version), Some(expected), Some(salt)) = (version, phc.hash, phc.salt) else {
+            return false;
+        };
+        if params.m_cost() > MAX_VERIFY_KIB {
+            tracing::warn!(
+                m_cost = params.m_cost(),
+                "stored password hash asks for too much memory; refused"
+            );
+            return false;
+        }
+        let mut salt_buf = [0u8; 64];
+        let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+            return false;
+        };
+        let count = params.block_count();
+        let argon2 = Argon2::new(algorithm, version, params);
+        let mut out = vec![0u8; expected.len()];
+        if argon2
+            .hash_password_into_with_memory(password, salt, &mut out, self.blocks(count))
+            .is_err()
+        {
+            return false;
+        }
+        // Output's equality is constant-time.
+        Output::new(&out).is_ok_and(|o| o == expected)
+    }
+}
+
+/// Hashes and verifies passwords on a fixed pool of dedicated threads, so a
+/// burst of logins queues instead of starving the async runtime or the memory.
 #[derive(Clone)]
 pub struct PasswordHasher {
-    argon2: Argon2<'static>,
-    permits: Arc<Semaphore>,
+    jobs: mpsc::Sender<Job>,
     dummy: Arc<OnceLock<String>>,
 }
 
@@ -50,49 +133,64 @@ impl std::fmt::Debug for PasswordHasher {
 }
 
 impl PasswordHasher {
-    /// A hasher with `params`, running at most `concurrency` hashes at once.
+    /// A hasher with `params` on `threads` dedicated threads. The threads end
+    /// when the last clone of the hasher is dropped.
     ///
     /// # Errors
-    /// When the parameters are outside Argon2's ranges.
-    pub fn new(params: HashParams, concurrency: usize) -> Result<Self> {
+    /// When the parameters are outside Argon2's ranges or a thread cannot start.
+    pub fn new(params: HashParams, threads: usize) -> Result<Self> {
         let params = Params::new(params.m_cost, params.t_cost, params.p_cost, None)
             .map_err(|e| CoreError::Internal(format!("argon2 parameters: {e}")))?;
+        let (jobs, queue) = mpsc::channel::<Job>(4096);
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..threads.max(1) {
+            let queue = queue.clone();
+            let mut worker = Worker {
+                argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone()),
+                memory: Vec::new(),
+            };
+            std::thread::Builder::new()
+                .name(format!("identsphere-hash-{i}"))
+                .spawn(move || loop {
+                    // Only the waiting thread holds the lock; it is released before the job runs.
+                    let job = queue
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .blocking_recv();
+                    match job {
+                        Some(job) => job(&mut worker),
+                        None => return,
+                    }
+                })
+                .map_err(|e| CoreError::Internal(format!("starting hashing thread: {e}")))?;
+        }
         Ok(Self {
-            argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            jobs,
             dummy: Arc::new(OnceLock::new()),
         })
     }
 
     async fn run<T: Send + 'static>(
         &self,
-        job: impl FnOnce(&Argon2<'static>) -> T + Send + 'static,
+        job: impl FnOnce(&mut Worker) -> T + Send + 'static,
     ) -> Result<T> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| CoreError::Internal("password hashing pool closed".into()))?;
-        let argon2 = self.argon2.clone();
-        tokio::task::spawn_blocking(move || job(&argon2))
-            .await
-            .map_err(|e| CoreError::Internal(format!("password hashing task: {e}")))
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |worker| {
+            let _ = tx.send(job(worker));
+        });
+        let gone = || CoreError::Internal("password hashing pool stopped".into());
+        self.jobs.send(job).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
     }
 
-    /// Hashes a password into a PHC string.
+    /// Hashes a password into an Argon2id PHC string.
     ///
     /// # Errors
     /// Only when the hashing pool is gone.
     pub async fn hash(&self, password: &SecretString) -> Result<String> {
         let password = password.clone();
-        self.run(move |argon2| {
-            let salt = SaltString::generate(&mut OsRng);
-            argon2
-                .hash_password(password.expose_secret().as_bytes(), &salt)
-                .map(|h| h.to_string())
-                .map_err(|e| CoreError::Internal(format!("argon2: {e}")))
-        })
-        .await?
+        self.run(move |w| w.hash(password.expose_secret().as_bytes()))
+            .await?
     }
 
     /// Verifies `password` against `stored`. With no stored hash, it verifies
@@ -109,15 +207,7 @@ impl PasswordHasher {
         };
         let password = password.clone();
         let ok = self
-            .run(move |argon2| {
-                PasswordHash::new(&stored)
-                    .map(|parsed| {
-                        argon2
-                            .verify_password(password.expose_secret().as_bytes(), &parsed)
-                            .is_ok()
-                    })
-                    .unwrap_or(false)
-            })
+            .run(move |w| w.verify(password.expose_secret().as_bytes(), &stored))
             .await?;
         Ok(ok && known)
     }
@@ -222,6 +312,38 @@ mod tests {
             .unwrap());
         assert!(!h.verify(&pw, None).await.unwrap());
         assert!(!h.verify(&pw, Some("garbage")).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn interoperates_with_the_argon2_crate() {
+        use argon2::{PasswordHasher as _, PasswordVerifier};
+        let h = fast();
+        let pw = SecretString::from("interop password");
+        let ours = h.hash(&pw).await.unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(Argon2::default()
+            .verify_password(b"interop password", &parsed)
+            .is_ok());
+        // A hash made by the crate's own API, with other parameters and variant, verifies here.
+        let params = Params::new(32, 3, 2, None).unwrap();
+        let theirs = Argon2::new(Algorithm::Argon2i, Version::V0x13, params)
+            .hash_password(b"interop password", &SaltString::generate(&mut OsRng))
+            .unwrap()
+            .to_string();
+        assert!(h.verify(&pw, Some(&theirs)).await.unwrap());
+        assert!(!h
+            .verify(&SecretString::from("other"), Some(&theirs))
+            .await
+            .unwrap());
+    }
+
+    #[tokio::test]
+    async fn concurrent_use_of_the_pool() {
+        let h = fast();
+        let pw = SecretString::from("pool password");
+        let phc = h.hash(&pw).await.unwrap();
+        let results = futures::future::join_all((0..20).map(|_| h.verify(&pw, Some(&phc)))).await;
+        assert!(results.into_iter().all(|r| r.unwrap()));
     }
 
     #[test]
