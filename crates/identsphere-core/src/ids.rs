@@ -54,3 +54,11 @@ id_type!(
     /// Identifies a one-time emailed token (verification, reset, email change).
     OneTimeTokenId
 );
+id_type!(
+    /// Identifies an organization.
+    OrgId
+);
+id_type!(
+    /// Identifies an audit event.
+    AuditEventId
+);

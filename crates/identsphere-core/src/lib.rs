@@ -5,12 +5,14 @@
 //! HTTP layer lives in the `identsphere` crate and calls [`service::Identity`].
 #![deny(missing_docs)]
 
+pub mod audit;
 pub mod clock;
 pub mod email;
 pub mod error;
 pub mod ids;
 pub mod mail;
 pub mod password;
+pub mod permissions;
 pub mod revocation;
 pub mod secret;
 pub mod service;
@@ -20,4 +22,4 @@ pub mod tokens;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use email::Email;
 pub use error::{CoreError, FieldError, Result};
-pub use ids::{SessionId, UserId};
+pub use ids::{OrgId, SessionId, UserId};
