@@ -88,7 +88,7 @@ async fn revocation_holds_while_the_feed_reconnects() {
     let store = identsphere_store_postgres::PostgresStore::connect(&url, 1)
         .await
         .unwrap();
-    let cut: Vec<bool> = sqlx_like_terminate(&store).await;
+    let cut = store.terminate_listeners().await.unwrap();
     assert!(!cut.is_empty());
     // Revoke at once, while b's feed is down or just back: b must refuse either way.
     assert_eq!(
@@ -121,21 +121,6 @@ async fn revocation_holds_while_the_feed_reconnects() {
     }
 }
 
-async fn sqlx_like_terminate(store: &identsphere_store_postgres::PostgresStore) -> Vec<bool> {
-    store.terminate_listeners().await.unwrap()
-}
-
-fn kid(token: &str) -> String {
-    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-    let header: Value = serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(token.split('.').next().unwrap())
-            .unwrap(),
-    )
-    .unwrap();
-    header["kid"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_rotation_reaches_other_instances() {
     use identsphere::core::{clock::ManualClock, tokens::JwtAlg};
@@ -152,14 +137,15 @@ async fn key_rotation_reaches_other_instances() {
         })
         .await;
     a.signup_verified("ann@example.com").await;
-    let old_kid = kid(b
-        .login("ann@example.com", PASSWORD)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap()["access_token"]
-        .as_str()
-        .unwrap());
+    let old_kid = header_kid(
+        b.login("ann@example.com", PASSWORD)
+            .await
+            .json::<Value>()
+            .await
+            .unwrap()["access_token"]
+            .as_str()
+            .unwrap(),
+    );
     let new_kid = a.service.rotate_signing_key().await.unwrap();
     assert_ne!(old_kid, new_kid);
     // Until its keys are a minute old, b still signs with the retired (still published) key.
@@ -169,7 +155,10 @@ async fn key_rotation_reaches_other_instances() {
         .json()
         .await
         .unwrap();
-    assert_eq!(kid(from_b["access_token"].as_str().unwrap()), old_kid);
+    assert_eq!(
+        header_kid(from_b["access_token"].as_str().unwrap()),
+        old_kid
+    );
     assert_eq!(
         a.get_bearer("/v1/users/me", from_b["access_token"].as_str().unwrap())
             .await
@@ -184,7 +173,10 @@ async fn key_rotation_reaches_other_instances() {
         .json()
         .await
         .unwrap();
-    assert_eq!(kid(from_b["access_token"].as_str().unwrap()), new_kid);
+    assert_eq!(
+        header_kid(from_b["access_token"].as_str().unwrap()),
+        new_kid
+    );
     // And a token from a's new key is accepted by b.
     let from_a: Value = a
         .login("ann@example.com", PASSWORD)

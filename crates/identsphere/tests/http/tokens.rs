@@ -49,16 +49,6 @@ async fn jwks(app: &TestApp) -> Vec<Value> {
         .clone()
 }
 
-fn header_kid(token: &str) -> String {
-    let header: Value = serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(token.split('.').next().unwrap())
-            .unwrap(),
-    )
-    .unwrap();
-    header["kid"].as_str().unwrap().to_owned()
-}
-
 fn verify(app: &TestApp, jwk: &Value, token: &str) -> JWTClaims<Extra> {
     match jwk["kty"].as_str().unwrap() {
         "RSA" => RS256PublicKey::from_components(&b64(&jwk["n"]), &b64(&jwk["e"]))
