@@ -427,6 +427,40 @@ pub async fn concurrent_rotation_without_grace_lets_one_win(s: S) {
         .is_some());
 }
 
+/// A racer that read the clock before the winner did sees a retirement "in
+/// the future": within a grace that is a grace answer, without one it is reuse.
+pub async fn racer_with_an_earlier_clock_is_reuse_without_grace(s: S) {
+    let ann = user(&s, "ann@example.com").await;
+    let t = now();
+    for (grace, expect_grace) in [(Duration::seconds(10), true), (Duration::zero(), false)] {
+        let tok = random_token("rt_");
+        session(&s, ann.id, &tok, t).await;
+        let next = refresh(TokenHash::of(&random_token("rt_")), t);
+        let later = t + Duration::milliseconds(5);
+        assert!(matches!(
+            s.rotate_refresh_token(&TokenHash::of(&tok), &next, grace, later)
+                .await
+                .unwrap(),
+            RotateOutcome::Rotated(_)
+        ));
+        let earlier = s
+            .rotate_refresh_token(&TokenHash::of(&tok), &next, grace, t)
+            .await
+            .unwrap();
+        if expect_grace {
+            assert!(
+                matches!(earlier, RotateOutcome::WithinGrace(_)),
+                "{earlier:?}"
+            );
+        } else {
+            assert!(
+                matches!(earlier, RotateOutcome::Reused { .. }),
+                "{earlier:?}"
+            );
+        }
+    }
+}
+
 fn one_time(
     user: UserId,
     purpose: TokenPurpose,

@@ -21,6 +21,7 @@ macro_rules! conformance_tests {
             rotation_refuses_dead_tokens_and_sessions,
             concurrent_rotation_with_grace_rotates_once,
             concurrent_rotation_without_grace_lets_one_win,
+            racer_with_an_earlier_clock_is_reuse_without_grace,
             one_time_tokens_are_consumed_once,
             concurrent_one_time_consumption_has_one_winner,
             signing_keys_lifecycle,

@@ -419,7 +419,9 @@ impl SessionStore for PostgresStore {
         if !session.is_active(now) {
             return Ok(RotateOutcome::Invalid);
         }
-        if now - retired_at < grace {
+        // A racer whose clock read came before the winner's sees `retired_at` in
+        // its future; that is "just retired", but with no grace it is still reuse.
+        if grace > Duration::zero() && now - retired_at < grace {
             return Ok(RotateOutcome::WithinGrace(session));
         }
         sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")

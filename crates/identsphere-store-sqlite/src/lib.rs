@@ -330,7 +330,9 @@ impl SessionStore for SqliteStore {
         if !session.is_active(now) {
             return Ok(RotateOutcome::Invalid);
         }
-        if now_ms - retired_at < grace.num_milliseconds() {
+        // A racer whose clock read came before the winner's sees `retired_at` in
+        // its future; that is "just retired", but with no grace it is still reuse.
+        if grace > Duration::zero() && now_ms - retired_at < grace.num_milliseconds() {
             return Ok(RotateOutcome::WithinGrace(session));
         }
         sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
