@@ -170,6 +170,8 @@ pub struct AuditEvent {
 /// Which events to list.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
+    /// Only this organization's events.
+    pub org_id: Option<OrgId>,
     /// Only this action.
     pub action: Option<AuditAction>,
     /// Only this actor.

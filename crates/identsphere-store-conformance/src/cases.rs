@@ -2,6 +2,7 @@
 use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
 use identsphere_core::{
+    audit::{AuditAction, AuditFilter, AuditMetadata, AuditValue, NewAuditEvent},
     clock::truncate_millis,
     ids::*,
     secret::{random_token, TokenHash},
@@ -630,4 +631,102 @@ pub async fn revocation_feed_announces_revocations(s: S) {
             .unwrap();
         seen.push(id);
     }
+}
+
+/// Audit events round-trip, filter by org, actor, action and time, page newest
+/// first, and name users that do not (or no longer) exist.
+pub async fn audit_events_filter_page_and_outlive_their_actors(s: S) {
+    let t = now();
+    let (org, other_org) = (OrgId::new(), OrgId::new());
+    let (ann, bob) = (UserId::new(), UserId::new()); // no user rows: no foreign keys
+    let mut ids = Vec::new();
+    for i in 0..5i64 {
+        let e = NewAuditEvent {
+            id: AuditEventId::new(),
+            occurred_at: t + Duration::seconds(i),
+            action: if i % 2 == 0 {
+                AuditAction::LoginSucceeded
+            } else {
+                AuditAction::SessionRevoked
+            },
+            actor_id: Some(if i < 3 { ann } else { bob }),
+            org_id: Some(if i == 4 { other_org } else { org }),
+            target_id: Some(AuditValue::Session(SessionId::new())),
+            ip: Some("127.0.0.1".into()),
+            user_agent: Some("test".into()),
+            metadata: AuditMetadata::default()
+                .with("user_id", AuditValue::User(ann))
+                .with("count", AuditValue::Count(i as u64)),
+        };
+        s.append_audit(&e).await.unwrap();
+        ids.push(e.id);
+    }
+    let page = |after| PageRequest { after, limit: 2 };
+    let in_org = AuditFilter {
+        org_id: Some(org),
+        ..Default::default()
+    };
+    let first = s.list_audit(&in_org, page(None)).await.unwrap();
+    assert_eq!(
+        first.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [ids[3], ids[2]]
+    );
+    let second = s.list_audit(&in_org, page(Some(ids[2]))).await.unwrap();
+    assert_eq!(
+        second.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [ids[1], ids[0]]
+    );
+    assert!(s
+        .list_audit(&in_org, page(Some(ids[0])))
+        .await
+        .unwrap()
+        .is_empty());
+
+    let e = &first[1];
+    assert_eq!(e.action, "user.login.succeeded");
+    assert_eq!(e.actor_id, Some(ann));
+    assert_eq!(e.occurred_at, t + Duration::seconds(2));
+    assert_eq!(
+        e.metadata,
+        serde_json::json!({ "user_id": ann.to_string(), "count": 2 })
+    );
+
+    let all = PageRequest {
+        after: None,
+        limit: 100,
+    };
+    let by_bob = AuditFilter {
+        actor_id: Some(bob),
+        ..Default::default()
+    };
+    assert_eq!(s.list_audit(&by_bob, all).await.unwrap().len(), 2);
+    let revoked = AuditFilter {
+        org_id: Some(org),
+        action: Some(AuditAction::SessionRevoked),
+        ..Default::default()
+    };
+    assert_eq!(
+        s.list_audit(&revoked, all)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect::<Vec<_>>(),
+        [ids[3], ids[1]]
+    );
+    let window = AuditFilter {
+        org_id: Some(org),
+        since: Some(t + Duration::seconds(1)),
+        until: Some(t + Duration::seconds(3)),
+        ..Default::default()
+    };
+    assert_eq!(
+        s.list_audit(&window, all)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect::<Vec<_>>(),
+        [ids[2], ids[1]]
+    );
 }

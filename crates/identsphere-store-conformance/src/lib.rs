@@ -25,6 +25,7 @@ macro_rules! conformance_tests {
             one_time_tokens_are_consumed_once,
             concurrent_one_time_consumption_has_one_winner,
             signing_keys_lifecycle,
+            audit_events_filter_page_and_outlive_their_actors,
             revocation_feed_announces_revocations
         );
     };

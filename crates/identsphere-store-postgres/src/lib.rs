@@ -11,7 +11,13 @@ mod rows;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use futures::stream::{BoxStream, StreamExt};
-use identsphere_core::{ids::*, secret::TokenHash, store::*, Email};
+use identsphere_core::{
+    audit::{AuditEvent, AuditFilter, AuditValue, NewAuditEvent},
+    ids::*,
+    secret::TokenHash,
+    store::*,
+    Email,
+};
 use rows::*;
 use sqlx::{
     postgres::{PgConnectOptions, PgListener, PgPoolOptions},
@@ -580,5 +586,63 @@ impl KeyStore for PostgresStore {
                 .map_err(backend)?
                 .rows_affected(),
         )
+    }
+}
+
+#[async_trait]
+impl AuditStore for PostgresStore {
+    async fn append_audit(&self, e: &NewAuditEvent) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_events (id, occurred_at, action, actor_id, org_id, target_id, ip, user_agent, metadata)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)",
+        )
+        .bind(e.id.0)
+        .bind(e.occurred_at)
+        .bind(e.action.as_str())
+        .bind(e.actor_id.map(|u| u.0))
+        .bind(e.org_id.map(|o| o.0))
+        .bind(e.target_id.as_ref().map(AuditValue::to_text))
+        .bind(&e.ip)
+        .bind(&e.user_agent)
+        .bind(e.metadata.to_json().to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn list_audit(
+        &self,
+        f: &AuditFilter,
+        page: PageRequest<AuditEventId>,
+    ) -> StoreResult<Vec<AuditEvent>> {
+        let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new("SELECT id, occurred_at, action, actor_id, org_id, target_id, ip, user_agent, metadata::text AS metadata FROM audit_events WHERE TRUE");
+        if let Some(org) = f.org_id {
+            q.push(" AND org_id = ").push_bind(org.0);
+        }
+        if let Some(actor) = f.actor_id {
+            q.push(" AND actor_id = ").push_bind(actor.0);
+        }
+        if let Some(action) = f.action {
+            q.push(" AND action = ").push_bind(action.as_str());
+        }
+        if let Some(since) = f.since {
+            q.push(" AND occurred_at >= ").push_bind(since);
+        }
+        if let Some(until) = f.until {
+            q.push(" AND occurred_at < ").push_bind(until);
+        }
+        if let Some(after) = page.after {
+            q.push(" AND id < ").push_bind(after.0);
+        }
+        q.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(page.limit));
+        q.build_query_as::<AuditRow>()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .map(TryInto::try_into)
+            .collect()
     }
 }

@@ -83,3 +83,34 @@ impl TryFrom<KeyRow> for SigningKeyRecord {
         })
     }
 }
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AuditRow {
+    id: uuid::Uuid,
+    occurred_at: DateTime<Utc>,
+    action: String,
+    actor_id: Option<uuid::Uuid>,
+    org_id: Option<uuid::Uuid>,
+    target_id: Option<String>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    metadata: String,
+}
+
+impl TryFrom<AuditRow> for identsphere_core::audit::AuditEvent {
+    type Error = StoreError;
+    fn try_from(r: AuditRow) -> StoreResult<Self> {
+        Ok(Self {
+            id: AuditEventId(r.id),
+            occurred_at: r.occurred_at,
+            action: r.action,
+            actor_id: r.actor_id.map(UserId),
+            org_id: r.org_id.map(OrgId),
+            target_id: r.target_id,
+            ip: r.ip,
+            user_agent: r.user_agent,
+            metadata: serde_json::from_str(&r.metadata)
+                .map_err(|e| StoreError::Backend(Box::new(e)))?,
+        })
+    }
+}

@@ -7,7 +7,12 @@ mod records;
 
 pub use records::*;
 
-use crate::{ids::*, secret::TokenHash, Email};
+use crate::{
+    audit::{AuditEvent, AuditFilter, NewAuditEvent},
+    ids::*,
+    secret::TokenHash,
+    Email,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
@@ -126,9 +131,33 @@ pub trait KeyStore: Send + Sync {
     async fn delete_signing_keys_retired_before(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 }
 
+/// A page request: at most `limit` items past the `after` cursor, in the list's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest<C> {
+    /// Exclusive bound: the last item of the previous page.
+    pub after: Option<C>,
+    /// Most items to return.
+    pub limit: u32,
+}
+
+/// The append-only audit log.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends an event.
+    async fn append_audit(&self, event: &NewAuditEvent) -> StoreResult<()>;
+    /// Events matching `filter`, newest first, older than the `after` cursor.
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        page: PageRequest<AuditEventId>,
+    ) -> StoreResult<Vec<AuditEvent>>;
+}
+
 /// Everything IdentSphere stores.
 #[async_trait]
-pub trait Store: UserStore + SessionStore + OneTimeTokenStore + KeyStore + std::fmt::Debug {
+pub trait Store:
+    UserStore + SessionStore + OneTimeTokenStore + KeyStore + AuditStore + std::fmt::Debug
+{
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;
     /// Applies pending migrations.
