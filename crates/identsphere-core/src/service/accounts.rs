@@ -1,6 +1,7 @@
 //! Sign-up, email verification, passwords, email change and profile.
-use super::{Identity, Principal};
+use super::{Identity, Principal, RequestMeta};
 use crate::{
+    audit::{AuditAction, AuditMetadata, AuditValue},
     error::{CoreError, Result},
     mail::templates,
     password::check_size,
@@ -61,7 +62,7 @@ impl Identity {
     ///
     /// # Errors
     /// `Validation` for bad input.
-    pub async fn signup(&self, req: SignupRequest) -> Result<()> {
+    pub async fn signup(&self, req: SignupRequest, meta: &RequestMeta) -> Result<()> {
         let email = parse_email("email", &req.email);
         let password = self.config.password_policy.check("password", &req.password);
         let name = clean_name(req.name);
@@ -98,6 +99,15 @@ impl Identity {
                     .await?;
                 self.send_later(templates::verify_email(&user.email, &link));
                 tracing::info!(user.id = %user.id, "user signed up");
+                let target = Some(AuditValue::User(user.id));
+                self.audit(
+                    AuditAction::UserSignedUp,
+                    Some(user.id),
+                    target,
+                    meta,
+                    AuditMetadata::default(),
+                )
+                .await;
             }
             Err(StoreError::Conflict { .. }) => {
                 let login = self
@@ -116,7 +126,7 @@ impl Identity {
     ///
     /// # Errors
     /// `InvalidLinkToken` for an unknown, used or expired link.
-    pub async fn verify_email(&self, token: &str) -> Result<User> {
+    pub async fn verify_email(&self, token: &str, meta: &RequestMeta) -> Result<User> {
         let consumed = self
             .store
             .consume_one_time_token(
@@ -135,6 +145,15 @@ impl Identity {
             .update_user(consumed.user_id, &patch, self.clock.now())
             .await?;
         tracing::info!(user.id = %user.id, "email verified");
+        let target = Some(AuditValue::User(user.id));
+        self.audit(
+            AuditAction::EmailVerified,
+            Some(user.id),
+            target,
+            meta,
+            AuditMetadata::default(),
+        )
+        .await;
         Ok(user)
     }
 
@@ -177,7 +196,12 @@ impl Identity {
     ///
     /// # Errors
     /// `Validation` for a weak password, `InvalidLinkToken` for a bad link.
-    pub async fn reset_password(&self, token: &str, new_password: &SecretString) -> Result<()> {
+    pub async fn reset_password(
+        &self,
+        token: &str,
+        new_password: &SecretString,
+        meta: &RequestMeta,
+    ) -> Result<()> {
         self.config
             .password_policy
             .check("new_password", new_password)?;
@@ -202,9 +226,20 @@ impl Identity {
             .store
             .revoke_sessions(user.id, SessionSelector::All, now)
             .await?;
+        let metadata = AuditMetadata::default()
+            .with("sessions_revoked", AuditValue::Count(revoked.len() as u64));
         self.revocations.record(revoked, now);
         self.send_later(templates::password_changed(&user.email));
         tracing::info!(user.id = %user.id, "password reset; all sessions revoked");
+        let target = Some(AuditValue::User(user.id));
+        self.audit(
+            AuditAction::PasswordReset,
+            Some(user.id),
+            target,
+            meta,
+            metadata,
+        )
+        .await;
         Ok(())
     }
 
@@ -217,6 +252,7 @@ impl Identity {
         principal: &Principal,
         current: &SecretString,
         new_password: &SecretString,
+        meta: &RequestMeta,
     ) -> Result<()> {
         check_size("current_password", current)?;
         self.config
@@ -245,9 +281,20 @@ impl Identity {
                 now,
             )
             .await?;
+        let metadata = AuditMetadata::default()
+            .with("sessions_revoked", AuditValue::Count(revoked.len() as u64));
         self.revocations.record(revoked, now);
         self.send_later(templates::password_changed(&user.email));
         tracing::info!(user.id = %user.id, "password changed");
+        let target = Some(AuditValue::User(user.id));
+        self.audit(
+            AuditAction::PasswordChanged,
+            Some(user.id),
+            target,
+            meta,
+            metadata,
+        )
+        .await;
         Ok(())
     }
 
@@ -292,7 +339,7 @@ impl Identity {
     ///
     /// # Errors
     /// `InvalidLinkToken`, or `Conflict` when the address was taken meanwhile.
-    pub async fn confirm_email_change(&self, token: &str) -> Result<User> {
+    pub async fn confirm_email_change(&self, token: &str, meta: &RequestMeta) -> Result<User> {
         let now = self.clock.now();
         let consumed = self
             .store
@@ -322,6 +369,15 @@ impl Identity {
         };
         self.send_later(templates::email_changed(&old.email));
         tracing::info!(user.id = %user.id, "email changed");
+        let target = Some(AuditValue::User(user.id));
+        self.audit(
+            AuditAction::EmailChanged,
+            Some(user.id),
+            target,
+            meta,
+            AuditMetadata::default(),
+        )
+        .await;
         Ok(user)
     }
 

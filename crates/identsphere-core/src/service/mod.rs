@@ -6,6 +6,7 @@ pub use accounts::{EmailChangeRequest, SignupRequest};
 pub use sessions::{IssuedTokens, LoginRequest};
 
 use crate::{
+    audit::{AuditAction, AuditMetadata, AuditValue, NewAuditEvent},
     clock::Clock,
     error::{CoreError, Result},
     ids::{SessionId, UserId},
@@ -201,6 +202,32 @@ impl Identity {
             .get_user(principal.user_id)
             .await?
             .ok_or(CoreError::Unauthorized)
+    }
+
+    /// Appends an audit event. A failed write is logged, not returned: the
+    /// action it records has already happened.
+    pub(crate) async fn audit(
+        &self,
+        action: AuditAction,
+        actor: Option<UserId>,
+        target: Option<AuditValue>,
+        meta: &RequestMeta,
+        metadata: AuditMetadata,
+    ) {
+        let event = NewAuditEvent {
+            id: Default::default(),
+            occurred_at: self.clock.now(),
+            action,
+            actor_id: actor,
+            org_id: None,
+            target_id: target,
+            ip: meta.ip.clone(),
+            user_agent: meta.user_agent.clone(),
+            metadata,
+        };
+        if let Err(e) = self.store.append_audit(&event).await {
+            tracing::error!(action = action.as_str(), error = %e, "appending an audit event failed");
+        }
     }
 
     /// Signs with the newest key: another instance may have rotated the keys

@@ -1,8 +1,9 @@
 //! Sign-in, token refresh, and session management.
 use super::{Identity, Principal, RequestMeta};
 use crate::{
+    audit::{AuditAction, AuditMetadata, AuditValue},
     error::{CoreError, Result},
-    ids::{RefreshTokenId, SessionId},
+    ids::{RefreshTokenId, SessionId, UserId},
     password::check_size,
     secret::{derive_token, random_token, TokenHash},
     store::{NewRefreshToken, NewSession, RotateOutcome, Session, SessionSelector, User},
@@ -55,10 +56,18 @@ impl Identity {
         };
         let stored = user.as_ref().and_then(|u| u.password_hash.as_deref());
         if !self.hasher.verify(&req.password, stored).await? {
-            tracing::info!(
-                user.id = user.as_ref().map(|u| u.id.to_string()),
-                "login failed"
-            );
+            let user_id = user.as_ref().map(|u| u.id);
+            tracing::info!(user.id = user_id.map(|u| u.to_string()), "login failed");
+            // The actor is known only when the address has an account; the address itself is never recorded.
+            let target = user_id.map(AuditValue::User);
+            self.audit(
+                AuditAction::LoginFailed,
+                user_id,
+                target,
+                meta,
+                AuditMetadata::default(),
+            )
+            .await;
             return Err(CoreError::InvalidCredentials);
         }
         let Some(user) = user else {
@@ -69,6 +78,15 @@ impl Identity {
         }
         let mut issued = self.open_session(&user, vec!["pwd".into()], meta).await?;
         tracing::info!(user.id = %user.id, session.id = %issued.session.id, "login succeeded");
+        let target = Some(AuditValue::Session(issued.session.id));
+        self.audit(
+            AuditAction::LoginSucceeded,
+            Some(user.id),
+            target,
+            meta,
+            AuditMetadata::default(),
+        )
+        .await;
         issued.user = Some(user);
         Ok(issued)
     }
@@ -137,7 +155,7 @@ impl Identity {
     /// # Errors
     /// `Unauthorized` for an unknown or expired token or a dead session;
     /// `RefreshTokenReused` (and the session revoked) for reuse after the grace.
-    pub async fn refresh(&self, presented: &str) -> Result<IssuedTokens> {
+    pub async fn refresh(&self, presented: &str, meta: &RequestMeta) -> Result<IssuedTokens> {
         if presented.is_empty() || presented.len() > 256 {
             return Err(CoreError::Unauthorized);
         }
@@ -168,6 +186,15 @@ impl Identity {
             } => {
                 self.revocations.record([session_id], now);
                 tracing::warn!(user.id = %user_id, session.id = %session_id, "refresh token reused; session revoked");
+                let target = Some(AuditValue::Session(session_id));
+                self.audit(
+                    AuditAction::RefreshTokenReused,
+                    Some(user_id),
+                    target,
+                    meta,
+                    AuditMetadata::default(),
+                )
+                .await;
                 Err(CoreError::RefreshTokenReused)
             }
             RotateOutcome::Invalid => Err(CoreError::Unauthorized),
@@ -189,8 +216,15 @@ impl Identity {
     ///
     /// # Errors
     /// `NotFound`.
-    pub async fn revoke_session(&self, principal: &Principal, id: SessionId) -> Result<()> {
-        let revoked = self.revoke(principal, SessionSelector::One(id)).await?;
+    pub async fn revoke_session(
+        &self,
+        principal: &Principal,
+        id: SessionId,
+        meta: &RequestMeta,
+    ) -> Result<()> {
+        let revoked = self
+            .revoke(principal.user_id, SessionSelector::One(id), meta)
+            .await?;
         if revoked.is_empty() {
             return Err(CoreError::NotFound);
         }
@@ -201,20 +235,26 @@ impl Identity {
     ///
     /// # Errors
     /// Store failures.
-    pub async fn revoke_other_sessions(&self, principal: &Principal) -> Result<usize> {
-        Ok(self
-            .revoke(principal, SessionSelector::AllExcept(principal.session_id))
-            .await?
-            .len())
+    pub async fn revoke_other_sessions(
+        &self,
+        principal: &Principal,
+        meta: &RequestMeta,
+    ) -> Result<usize> {
+        let which = SessionSelector::AllExcept(principal.session_id);
+        Ok(self.revoke(principal.user_id, which, meta).await?.len())
     }
 
     /// Ends the caller's current session.
     ///
     /// # Errors
     /// Store failures.
-    pub async fn logout(&self, principal: &Principal) -> Result<()> {
-        self.revoke(principal, SessionSelector::One(principal.session_id))
-            .await?;
+    pub async fn logout(&self, principal: &Principal, meta: &RequestMeta) -> Result<()> {
+        self.revoke(
+            principal.user_id,
+            SessionSelector::One(principal.session_id),
+            meta,
+        )
+        .await?;
         Ok(())
     }
 
@@ -222,35 +262,38 @@ impl Identity {
     ///
     /// # Errors
     /// Store failures; an unknown token is not an error.
-    pub async fn logout_by_refresh_token(&self, presented: &str) -> Result<()> {
-        let now = self.clock.now();
+    pub async fn logout_by_refresh_token(&self, presented: &str, meta: &RequestMeta) -> Result<()> {
         if let Some(session) = self
             .store
             .find_session_by_refresh_token(&TokenHash::of(presented))
             .await?
         {
-            let revoked = self
-                .store
-                .revoke_sessions(session.user_id, SessionSelector::One(session.id), now)
+            self.revoke(session.user_id, SessionSelector::One(session.id), meta)
                 .await?;
-            self.revocations.record(revoked, now);
         }
         Ok(())
     }
 
     async fn revoke(
         &self,
-        principal: &Principal,
+        user: UserId,
         which: SessionSelector,
+        meta: &RequestMeta,
     ) -> Result<Vec<SessionId>> {
         let now = self.clock.now();
-        let revoked = self
-            .store
-            .revoke_sessions(principal.user_id, which, now)
-            .await?;
+        let revoked = self.store.revoke_sessions(user, which, now).await?;
         self.revocations.record(revoked.iter().copied(), now);
         for id in &revoked {
-            tracing::info!(user.id = %principal.user_id, session.id = %id, "session revoked");
+            tracing::info!(user.id = %user, session.id = %id, "session revoked");
+            let target = Some(AuditValue::Session(*id));
+            self.audit(
+                AuditAction::SessionRevoked,
+                Some(user),
+                target,
+                meta,
+                AuditMetadata::default(),
+            )
+            .await;
         }
         Ok(revoked)
     }

@@ -59,6 +59,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 ))]
 pub async fn signup(
     State(state): State<AppState>,
+    ClientMeta(meta): ClientMeta,
     Json(body): Json<SignupBody>,
 ) -> ApiResult<(StatusCode, axum::Json<Accepted>)> {
     let req = SignupRequest {
@@ -66,7 +67,7 @@ pub async fn signup(
         password: SecretString::from(body.password),
         name: body.name,
     };
-    state.identity.signup(req).await?;
+    state.identity.signup(req, &meta).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(Accepted::new(
@@ -82,10 +83,15 @@ pub async fn signup(
 ))]
 pub async fn verify_email(
     State(state): State<AppState>,
+    ClientMeta(meta): ClientMeta,
     Json(body): Json<TokenBody>,
 ) -> ApiResult<axum::Json<UserResponse>> {
     Ok(axum::Json(
-        state.identity.verify_email(&body.token).await?.into(),
+        state
+            .identity
+            .verify_email(&body.token, &meta)
+            .await?
+            .into(),
     ))
 }
 
@@ -143,6 +149,7 @@ pub async fn login(
 ))]
 pub async fn refresh(
     State(state): State<AppState>,
+    ClientMeta(meta): ClientMeta,
     method: Method,
     headers: HeaderMap,
     jar: CookieJar,
@@ -160,7 +167,7 @@ pub async fn refresh(
             (token, true)
         }
     };
-    match state.identity.refresh(&token).await {
+    match state.identity.refresh(&token, &meta).await {
         Ok(tokens) if via_cookie => {
             let jar = state.cookies.set_session(jar, &tokens);
             Ok((jar, axum::Json(TokenPairResponse::from(tokens))).into_response())
@@ -182,6 +189,7 @@ pub async fn refresh(
 ), security(("bearer" = []), ("cookie" = [])))]
 pub async fn logout(
     State(state): State<AppState>,
+    ClientMeta(meta): ClientMeta,
     method: Method,
     headers: HeaderMap,
     jar: CookieJar,
@@ -195,7 +203,7 @@ pub async fn logout(
         Credential::None => None,
     };
     match access {
-        Some(principal) => state.identity.logout(&principal).await?,
+        Some(principal) => state.identity.logout(&principal, &meta).await?,
         None => {
             let refresh = jar
                 .get(REFRESH)
@@ -203,7 +211,10 @@ pub async fn logout(
                 .filter(|v| !v.is_empty());
             let refresh = refresh.ok_or(CoreError::Unauthorized)?;
             check_csrf(&method, &headers, &jar)?;
-            state.identity.logout_by_refresh_token(&refresh).await?;
+            state
+                .identity
+                .logout_by_refresh_token(&refresh, &meta)
+                .await?;
         }
     }
     Ok((state.cookies.clear(jar), StatusCode::NO_CONTENT).into_response())
@@ -234,11 +245,12 @@ pub async fn forgot_password(
 ))]
 pub async fn reset_password(
     State(state): State<AppState>,
+    ClientMeta(meta): ClientMeta,
     Json(body): Json<ResetPasswordBody>,
 ) -> ApiResult<StatusCode> {
     state
         .identity
-        .reset_password(&body.token, &SecretString::from(body.new_password))
+        .reset_password(&body.token, &SecretString::from(body.new_password), &meta)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -251,13 +263,19 @@ pub async fn reset_password(
 ), security(("bearer" = []), ("cookie" = [])))]
 pub async fn change_password(
     State(state): State<AppState>,
+    ClientMeta(meta): ClientMeta,
     Auth(principal): Auth,
     Json(body): Json<ChangePasswordBody>,
 ) -> ApiResult<StatusCode> {
     let current = SecretString::from(body.current_password);
     state
         .identity
-        .change_password(&principal, &current, &SecretString::from(body.new_password))
+        .change_password(
+            &principal,
+            &current,
+            &SecretString::from(body.new_password),
+            &meta,
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -296,12 +314,13 @@ pub async fn change_email(
 ))]
 pub async fn confirm_email_change(
     State(state): State<AppState>,
+    ClientMeta(meta): ClientMeta,
     Json(body): Json<TokenBody>,
 ) -> ApiResult<axum::Json<UserResponse>> {
     Ok(axum::Json(
         state
             .identity
-            .confirm_email_change(&body.token)
+            .confirm_email_change(&body.token, &meta)
             .await?
             .into(),
     ))

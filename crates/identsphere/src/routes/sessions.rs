@@ -8,7 +8,7 @@
 use crate::{
     dto::{Page, RevokedCount, SessionResponse},
     error::{ApiResult, Problem},
-    extract::Auth,
+    extract::{Auth, ClientMeta},
     state::AppState,
 };
 use axum::{
@@ -52,11 +52,12 @@ pub async fn list(
 ), security(("bearer" = []), ("cookie" = [])))]
 pub async fn revoke(
     State(state): State<AppState>,
+    ClientMeta(meta): ClientMeta,
     Auth(principal): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = id.parse().map_err(|_| CoreError::NotFound)?;
-    state.identity.revoke_session(&principal, id).await?;
+    state.identity.revoke_session(&principal, id, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -67,8 +68,12 @@ pub async fn revoke(
 ), security(("bearer" = []), ("cookie" = [])))]
 pub async fn revoke_others(
     State(state): State<AppState>,
+    ClientMeta(meta): ClientMeta,
     Auth(principal): Auth,
 ) -> ApiResult<axum::Json<RevokedCount>> {
-    let revoked = state.identity.revoke_other_sessions(&principal).await?;
+    let revoked = state
+        .identity
+        .revoke_other_sessions(&principal, &meta)
+        .await?;
     Ok(axum::Json(RevokedCount { revoked }))
 }

@@ -6,6 +6,7 @@
 mod support;
 
 mod accounts;
+mod audit;
 mod bad_input;
 mod instances;
 mod openapi;
