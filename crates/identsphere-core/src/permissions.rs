@@ -103,16 +103,6 @@ impl RoleName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// Whether this is `owner`, `admin` or `member`.
-    pub fn is_builtin(&self) -> bool {
-        matches!(self.0.as_str(), Self::OWNER | Self::ADMIN | Self::MEMBER)
-    }
-
-    /// Whether this is the owner role.
-    pub fn is_owner(&self) -> bool {
-        self.0 == Self::OWNER
-    }
 }
 
 impl fmt::Display for RoleName {

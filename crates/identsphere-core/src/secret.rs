@@ -19,17 +19,6 @@ impl TokenHash {
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
-
-    /// Rebuilds a hash read back from a store.
-    ///
-    /// # Errors
-    /// When `bytes` is not 32 bytes long.
-    pub fn from_slice(bytes: &[u8]) -> Result<Self, String> {
-        bytes
-            .try_into()
-            .map(Self)
-            .map_err(|_| format!("token hash must be 32 bytes, got {}", bytes.len()))
-    }
 }
 
 impl fmt::Debug for TokenHash {
@@ -53,26 +42,25 @@ pub fn random_token(prefix: &str) -> String {
 /// usable token. Without the server key, a stolen token reveals nothing about
 /// its successors.
 pub fn derive_token(key: &[u8; 32], prefix: &str, from: &str) -> String {
-    // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
-        Ok(mac) => mac,
-        Err(_) => unreachable!("HMAC takes keys of any length"),
-    };
-    mac.update(from.as_bytes());
     format!(
         "{prefix}{}",
-        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        URL_SAFE_NO_PAD.encode(hmac_sha256(key, &[from.as_bytes()]))
     )
 }
 
 /// A labelled sub-key of the server secret, so one secret never serves two purposes.
 pub fn subkey(secret: &[u8], label: &str) -> [u8; 32] {
-    let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(secret) {
+    hmac_sha256(secret, &[b"identsphere/v1/", label.as_bytes()])
+}
+
+fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
         Ok(mac) => mac,
         Err(_) => unreachable!("HMAC takes keys of any length"),
     };
-    mac.update(b"identsphere/v1/");
-    mac.update(label.as_bytes());
+    for part in parts {
+        mac.update(part);
+    }
     mac.finalize().into_bytes().into()
 }
 

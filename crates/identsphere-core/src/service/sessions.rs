@@ -37,17 +37,19 @@ pub struct IssuedTokens {
     pub refresh_expires_in: i64,
     /// The session.
     pub session: Session,
-    /// The user, on sign-in only.
-    pub user: Option<User>,
 }
 
 impl Identity {
-    /// Signs in with email and password and opens a session.
+    /// Signs in with email and password and opens a session; returns the user and its tokens.
     ///
     /// # Errors
     /// `InvalidCredentials` (unknown address and wrong password alike, after the
     /// same hashing work), `EmailNotVerified` when verification is required.
-    pub async fn login(&self, req: LoginRequest, meta: &RequestMeta) -> Result<IssuedTokens> {
+    pub async fn login(
+        &self,
+        req: LoginRequest,
+        meta: &RequestMeta,
+    ) -> Result<(User, IssuedTokens)> {
         check_size("password", &req.password)?;
         // A malformed address cannot have an account: answer as for any unknown one.
         let user = match Email::parse(&req.email) {
@@ -76,7 +78,7 @@ impl Identity {
         if self.config.require_email_verification && !user.email_verified {
             return Err(CoreError::EmailNotVerified);
         }
-        let mut issued = self.open_session(&user, vec!["pwd".into()], meta).await?;
+        let issued = self.open_session(&user, vec!["pwd".into()], meta).await?;
         tracing::info!(user.id = %user.id, session.id = %issued.session.id, "login succeeded");
         let target = Some(AuditValue::Session(issued.session.id));
         self.audit(
@@ -87,8 +89,7 @@ impl Identity {
             AuditMetadata::default(),
         )
         .await;
-        issued.user = Some(user);
-        Ok(issued)
+        Ok((user, issued))
     }
 
     async fn open_session(
@@ -142,7 +143,6 @@ impl Identity {
             refresh_token,
             refresh_expires_in: self.config.refresh_ttl.num_seconds(),
             session,
-            user: None,
         })
     }
 

@@ -179,11 +179,6 @@ impl KeyRing {
         })
     }
 
-    /// The algorithm in use.
-    pub fn alg(&self) -> JwtAlg {
-        self.alg
-    }
-
     /// Re-reads the keys from `store` (another instance may have rotated them).
     ///
     /// # Errors

@@ -129,11 +129,7 @@ pub async fn login(
         email: body.email,
         password: SecretString::from(body.password),
     };
-    let mut tokens = state.identity.login(req, &meta).await?;
-    let user = tokens
-        .user
-        .take()
-        .ok_or_else(|| CoreError::Internal("login without user".into()))?;
+    let (user, tokens) = state.identity.login(req, &meta).await?;
     let jar = state.cookies.set_session(jar, &tokens);
     Ok((jar, axum::Json(LoginResponse::new(tokens, user))))
 }

@@ -69,7 +69,9 @@ pub async fn session(
     Ok(axum::Json(SessionInfo {
         user: user.into(),
         organization: None,
-        role: principal.claims.org_role.clone(),
+        // Organizations arrive with issue 3; the role will be read from the
+        // membership then, never taken from the token's claims.
+        role: None,
         capabilities: Vec::new(),
     }))
 }
