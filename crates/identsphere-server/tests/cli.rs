@@ -131,4 +131,40 @@ async fn serve_answers_health_and_creates_its_data() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
     assert!(data.join("identsphere.db").exists());
+
+    // With no SMTP configured the verification link goes to the log (the
+    // README tour's step 2), and it works.
+    let base = format!("http://{listen}");
+    let signup = serde_json::json!({ "email": "ann@example.com", "password": "correct horse battery staple" });
+    let r = client
+        .post(format!("{base}/v1/auth/signup"))
+        .json(&signup)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let token = loop {
+        let log = fs::read_to_string(dir.path().join("server.log")).unwrap();
+        if let Some(at) = log.find("/verify-email?token=") {
+            let rest = &log[at + "/verify-email?token=".len()..];
+            break rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                .collect::<String>();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no verification link in the log:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let r = client
+        .post(format!("{base}/v1/auth/email/verify"))
+        .json(&serde_json::json!({ "token": token }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    server.0.kill().unwrap();
 }

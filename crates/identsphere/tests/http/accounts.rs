@@ -13,6 +13,7 @@ both_stores!(
     forgot_and_reset_password_revokes_sessions,
     change_password,
     email_change_needs_confirmation_and_tells_old_address,
+    email_change_to_an_address_taken_meanwhile_conflicts,
     update_profile,
     verification_can_be_disabled,
 );
@@ -478,4 +479,44 @@ async fn update_profile(b: Backend) {
         "validation_failed",
     )
     .await;
+}
+
+async fn email_change_to_an_address_taken_meanwhile_conflicts(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let login = app.user("ann@example.com").await;
+    let token = login["access_token"].as_str().unwrap();
+    let body = json!({ "new_email": "new@example.com", "password": PASSWORD });
+    assert_eq!(
+        app.post_bearer("/v1/auth/email/change", token, body)
+            .await
+            .status(),
+        StatusCode::ACCEPTED
+    );
+    let link = app.mail.first_to("new@example.com").await.token().unwrap();
+    // Someone else signs up with the address before the link is used.
+    app.post(
+        "/v1/auth/signup",
+        json!({ "email": "new@example.com", "password": PASSWORD }),
+    )
+    .await;
+    let verify = app.mail.nth_to("new@example.com", 1).await.token().unwrap();
+    assert_eq!(
+        app.post("/v1/auth/email/verify", json!({ "token": verify }))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let r = app
+        .post("/v1/auth/email/change/confirm", json!({ "token": link }))
+        .await;
+    problem(r, StatusCode::CONFLICT, "conflict").await;
+    let me: Value = app
+        .get_bearer("/v1/users/me", token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["email"], "ann@example.com");
 }

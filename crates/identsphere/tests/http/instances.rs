@@ -28,15 +28,7 @@ async fn revocation_reaches_other_instances() {
         return;
     };
     let b = a.spawn_peer().await;
-    let ready: Value = b
-        .http
-        .get(b.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = b.get_json("/readyz").await;
     assert_eq!(ready["checks"]["revocation_feed"], "live");
 
     let mut delays = Vec::new();
@@ -101,16 +93,7 @@ async fn revocation_holds_while_the_feed_reconnects() {
     // The feed comes back.
     let start = Instant::now();
     loop {
-        let ready: Value = b
-            .http
-            .get(b.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if ready["checks"]["revocation_feed"] == "live" {
+        if b.get_json("/readyz").await["checks"]["revocation_feed"] == "live" {
             break;
         }
         assert!(

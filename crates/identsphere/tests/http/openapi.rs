@@ -2,21 +2,13 @@
 use crate::support::*;
 use serde_json::Value;
 
-both_stores!(openapi_lists_every_route);
+both_stores!(openapi_lists_every_route, health_and_readiness);
 
 async fn openapi_lists_every_route(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
         return;
     };
-    let doc: Value = app
-        .http
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = app.get_json("/openapi.json").await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let expected = [
         ("post", "/v1/auth/signup"),
@@ -67,4 +59,19 @@ async fn openapi_lists_every_route(b: Backend) {
         "a route is documented but not listed here"
     );
     assert!(doc["components"]["schemas"]["Problem"].is_object());
+}
+
+async fn health_and_readiness(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    assert_eq!(app.get_json("/healthz").await["status"], "ok");
+    let ready = app.get_json("/readyz").await;
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["checks"]["database"], "ok");
+    let feed = match b {
+        Backend::Sqlite => "local",
+        Backend::Postgres => "live",
+    };
+    assert_eq!(ready["checks"]["revocation_feed"], feed);
 }

@@ -4,6 +4,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 both_stores!(
+    access_tokens_expire,
     list_and_revoke_sessions,
     logout_everywhere_else,
     logout_revokes_current_session,
@@ -184,6 +185,44 @@ async fn sessions_of_others_are_not_found(b: Backend) {
     .await;
     assert_eq!(
         app.get_bearer("/v1/users/me", bob["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+async fn access_tokens_expire(b: Backend) {
+    use identsphere::core::clock::ManualClock;
+    let clock = std::sync::Arc::new(ManualClock::new(chrono::Utc::now()));
+    let Some(app) = TestApp::spawn_with(b, |c| c.clock = clock.clone()).await else {
+        return;
+    };
+    let login = app.user("ann@example.com").await;
+    let token = login["access_token"].as_str().unwrap();
+    clock.advance(chrono::Duration::seconds(899));
+    assert_eq!(
+        app.get_bearer("/v1/users/me", token).await.status(),
+        StatusCode::OK
+    );
+    clock.advance(chrono::Duration::seconds(1));
+    problem(
+        app.get_bearer("/v1/users/me", token).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+    // The refresh token still works and yields a fresh access token.
+    let r: Value = app
+        .post(
+            "/v1/auth/refresh",
+            serde_json::json!({ "refresh_token": login["refresh_token"] }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        app.get_bearer("/v1/users/me", r["access_token"].as_str().unwrap())
             .await
             .status(),
         StatusCode::OK

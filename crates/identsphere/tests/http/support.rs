@@ -145,6 +145,18 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// `GET path` and its JSON body.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> Response {
         self.http
             .post(self.url(path))
