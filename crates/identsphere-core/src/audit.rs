@@ -4,7 +4,7 @@
 //! that could carry an email address, a name, a token or a code, so personal
 //! data and secrets cannot reach the audit log by construction.
 use crate::{
-    ids::{AuditEventId, OrgId, SessionId, UserId},
+    ids::{ApiKeyId, AuditEventId, InvitationId, OrgId, SessionId, UserId},
     permissions::RoleName,
 };
 use chrono::{DateTime, Utc};
@@ -64,6 +64,11 @@ actions! {
     RoleCreated => "role.created",
     RoleUpdated => "role.updated",
     RoleDeleted => "role.deleted",
+    InvitationCreated => "invitation.created",
+    InvitationRevoked => "invitation.revoked",
+    InvitationAccepted => "invitation.accepted",
+    ApiKeyCreated => "api_key.created",
+    ApiKeyRevoked => "api_key.revoked",
 }
 
 /// An opaque value that metadata may hold.
@@ -77,6 +82,10 @@ pub enum AuditValue {
     Org(OrgId),
     /// A role name (validated: no personal data fits in one).
     Role(RoleName),
+    /// An invitation id.
+    Invitation(InvitationId),
+    /// An API key id (never the key).
+    ApiKey(ApiKeyId),
     /// A count.
     Count(u64),
 }
@@ -89,6 +98,8 @@ impl AuditValue {
             Self::Session(id) => id.to_string(),
             Self::Org(id) => id.to_string(),
             Self::Role(r) => r.to_string(),
+            Self::Invitation(id) => id.to_string(),
+            Self::ApiKey(id) => id.to_string(),
             Self::Count(n) => n.to_string(),
         }
     }

@@ -46,9 +46,9 @@ pub enum CoreError {
     /// Input failed validation.
     #[error("validation failed")]
     Validation(Vec<FieldError>),
-    /// Authenticated but not allowed.
-    #[error("not allowed")]
-    Forbidden,
+    /// Authenticated but not allowed; the message says what is missing.
+    #[error("{0}")]
+    Forbidden(String),
     /// The resource does not exist (or belongs to someone else).
     #[error("not found")]
     NotFound,

@@ -62,3 +62,11 @@ id_type!(
     /// Identifies an audit event.
     AuditEventId
 );
+id_type!(
+    /// Identifies an invitation to an organization.
+    InvitationId
+);
+id_type!(
+    /// Identifies an API key.
+    ApiKeyId
+);

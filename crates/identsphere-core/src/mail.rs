@@ -105,4 +105,17 @@ pub mod templates {
             text: "The password of your account was just changed. If you did not do this, reset it at once.\n".into(),
         }
     }
+
+    /// An invitation to join an organization.
+    pub fn invitation(to: &Email, org_name: &str, link: &str) -> Mail {
+        Mail {
+            to: to.clone(),
+            subject: "You have been invited to an organization".into(),
+            text: format!(
+                "You have been invited to join the organization \"{org_name}\".\n\n\
+                 Accept the invitation here:\n\n{link}\n\n\
+                 The link works once and expires in 7 days. If you did not expect it, ignore this message.\n"
+            ),
+        }
+    }
 }

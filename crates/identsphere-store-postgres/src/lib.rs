@@ -6,6 +6,7 @@
 //! `NOTIFY` so every instance's revocation cache learns of them at once.
 #![deny(missing_docs)]
 
+mod orgs;
 mod rows;
 
 use async_trait::async_trait;
@@ -253,7 +254,7 @@ impl UserStore for PostgresStore {
 }
 
 const SESSION_COLUMNS: &str =
-    "s.id, s.user_id, s.created_at, s.last_seen_at, s.expires_at, s.revoked_at, s.ip, s.user_agent, s.auth_time, s.amr";
+    "s.id, s.user_id, s.created_at, s.last_seen_at, s.expires_at, s.revoked_at, s.ip, s.user_agent, s.auth_time, s.amr, s.org_id";
 
 #[async_trait]
 impl SessionStore for PostgresStore {
@@ -463,6 +464,33 @@ impl SessionStore for PostgresStore {
             }
         });
         Ok(Some(stream.boxed()))
+    }
+
+    async fn switch_session_org(
+        &self,
+        session: SessionId,
+        org: Option<OrgId>,
+        refresh: &NewRefreshToken,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Session>> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let row: Option<SessionRow> = sqlx::query_as(
+            "UPDATE sessions SET org_id = $1, last_seen_at = $2, expires_at = $3
+             WHERE id = $4 AND revoked_at IS NULL AND expires_at > $2 RETURNING *",
+        )
+        .bind(org.map(|o| o.0))
+        .bind(now)
+        .bind(refresh.expires_at)
+        .bind(session.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        insert_refresh(&mut tx, session, refresh).await?;
+        tx.commit().await.map_err(backend)?;
+        row.try_into().map(Some)
     }
 }
 

@@ -5,6 +5,7 @@
 //! on the write lock instead of racing.
 #![deny(missing_docs)]
 
+mod orgs;
 mod rows;
 
 use async_trait::async_trait;
@@ -162,7 +163,7 @@ impl UserStore for SqliteStore {
 }
 
 const SESSION_COLUMNS: &str =
-    "s.id, s.user_id, s.created_at, s.last_seen_at, s.expires_at, s.revoked_at, s.ip, s.user_agent, s.auth_time, s.amr";
+    "s.id, s.user_id, s.created_at, s.last_seen_at, s.expires_at, s.revoked_at, s.ip, s.user_agent, s.auth_time, s.amr, s.org_id";
 
 #[async_trait]
 impl SessionStore for SqliteStore {
@@ -357,6 +358,34 @@ impl SessionStore for SqliteStore {
     async fn revocation_feed(&self) -> StoreResult<Option<BoxStream<'static, SessionId>>> {
         // One process owns a SQLite file, so its own cache sees every revocation.
         Ok(None)
+    }
+
+    async fn switch_session_org(
+        &self,
+        session: SessionId,
+        org: Option<OrgId>,
+        refresh: &NewRefreshToken,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Session>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
+        let row: Option<SessionRow> = sqlx::query_as(
+            "UPDATE sessions SET org_id = ?, last_seen_at = ?, expires_at = ?
+             WHERE id = ? AND revoked_at IS NULL AND expires_at > ? RETURNING *",
+        )
+        .bind(org.map(|o| o.0))
+        .bind(millis(now))
+        .bind(millis(refresh.expires_at))
+        .bind(session.0)
+        .bind(millis(now))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        insert_refresh(&mut tx, session, refresh).await?;
+        tx.commit().await.map_err(backend)?;
+        row.try_into().map(Some)
     }
 }
 

@@ -1,6 +1,11 @@
 //! Row types and conversions; private to this backend.
 use chrono::{DateTime, Utc};
-use identsphere_core::{ids::*, store::*, Email};
+use identsphere_core::{
+    ids::*,
+    permissions::{Permission, Permissions, RoleName},
+    store::*,
+    Email,
+};
 
 pub(crate) fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -49,6 +54,7 @@ pub(crate) struct SessionRow {
     user_agent: Option<String>,
     auth_time: i64,
     amr: String,
+    org_id: Option<uuid::Uuid>,
 }
 
 impl TryFrom<SessionRow> for Session {
@@ -64,7 +70,8 @@ impl TryFrom<SessionRow> for Session {
             ip: r.ip,
             user_agent: r.user_agent,
             auth_time: time(r.auth_time)?,
-            amr: r.amr.split_whitespace().map(str::to_owned).collect(),
+            amr: words(&r.amr),
+            org_id: r.org_id.map(OrgId),
         })
     }
 }
@@ -120,6 +127,191 @@ impl TryFrom<AuditRow> for identsphere_core::audit::AuditEvent {
             user_agent: r.user_agent,
             metadata: serde_json::from_str(&r.metadata)
                 .map_err(|e| StoreError::Backend(Box::new(e)))?,
+        })
+    }
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.split_whitespace().map(str::to_owned).collect()
+}
+
+fn role(name: String) -> StoreResult<RoleName> {
+    RoleName::parse(&name).map_err(|m| StoreError::Backend(format!("stored role {name:?}: {m}").into()))
+}
+
+pub(crate) fn permissions(s: &str) -> StoreResult<Permissions> {
+    s.split_whitespace()
+        .map(|p| {
+            Permission::parse(p).map_err(|m| StoreError::Backend(format!("stored permission: {m}").into()))
+        })
+        .collect()
+}
+
+pub(crate) fn join_permissions(p: &Permissions) -> String {
+    p.iter().map(Permission::as_str).collect::<Vec<_>>().join(" ")
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct OrgRow {
+    id: uuid::Uuid,
+    name: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<OrgRow> for Organization {
+    type Error = StoreError;
+    fn try_from(r: OrgRow) -> StoreResult<Self> {
+        Ok(Organization {
+            id: OrgId(r.id),
+            name: r.name,
+            created_at: time(r.created_at)?,
+            updated_at: time(r.updated_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct OrgMembershipRow {
+    #[sqlx(flatten)]
+    org: OrgRow,
+    role: String,
+    joined_at: i64,
+}
+
+impl TryFrom<OrgMembershipRow> for OrgMembership {
+    type Error = StoreError;
+    fn try_from(r: OrgMembershipRow) -> StoreResult<Self> {
+        Ok(OrgMembership {
+            org: r.org.try_into()?,
+            role: role(r.role)?,
+            joined_at: time(r.joined_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct MembershipRow {
+    org_id: uuid::Uuid,
+    user_id: uuid::Uuid,
+    role: String,
+    joined_at: i64,
+    role_permissions: Option<String>,
+}
+
+impl TryFrom<MembershipRow> for Membership {
+    type Error = StoreError;
+    fn try_from(r: MembershipRow) -> StoreResult<Self> {
+        Ok(Membership {
+            org_id: OrgId(r.org_id),
+            user_id: UserId(r.user_id),
+            role: role(r.role)?,
+            joined_at: time(r.joined_at)?,
+            role_permissions: r.role_permissions.as_deref().map(permissions).transpose()?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct MemberRow {
+    user_id: uuid::Uuid,
+    email: String,
+    name: Option<String>,
+    role: String,
+    joined_at: i64,
+}
+
+impl TryFrom<MemberRow> for Member {
+    type Error = StoreError;
+    fn try_from(r: MemberRow) -> StoreResult<Self> {
+        Ok(Member {
+            user_id: UserId(r.user_id),
+            email: Email::from_trusted(r.email),
+            name: r.name,
+            role: role(r.role)?,
+            joined_at: time(r.joined_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RoleRow {
+    name: String,
+    permissions: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<RoleRow> for Role {
+    type Error = StoreError;
+    fn try_from(r: RoleRow) -> StoreResult<Self> {
+        Ok(Role {
+            name: role(r.name)?,
+            permissions: permissions(&r.permissions)?,
+            created_at: time(r.created_at)?,
+            updated_at: time(r.updated_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct InvitationRow {
+    id: uuid::Uuid,
+    org_id: uuid::Uuid,
+    email: String,
+    role: String,
+    invited_by: Option<uuid::Uuid>,
+    created_at: i64,
+    expires_at: i64,
+    accepted_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+impl TryFrom<InvitationRow> for Invitation {
+    type Error = StoreError;
+    fn try_from(r: InvitationRow) -> StoreResult<Self> {
+        Ok(Invitation {
+            id: InvitationId(r.id),
+            org_id: OrgId(r.org_id),
+            email: Email::from_trusted(r.email),
+            role: role(r.role)?,
+            invited_by: r.invited_by.map(UserId),
+            created_at: time(r.created_at)?,
+            expires_at: time(r.expires_at)?,
+            accepted_at: r.accepted_at.map(time).transpose()?,
+            revoked_at: r.revoked_at.map(time).transpose()?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ApiKeyRow {
+    id: uuid::Uuid,
+    user_id: uuid::Uuid,
+    org_id: Option<uuid::Uuid>,
+    name: String,
+    prefix: String,
+    scopes: String,
+    created_at: i64,
+    expires_at: Option<i64>,
+    last_used_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+impl TryFrom<ApiKeyRow> for ApiKey {
+    type Error = StoreError;
+    fn try_from(r: ApiKeyRow) -> StoreResult<Self> {
+        Ok(ApiKey {
+            id: ApiKeyId(r.id),
+            user_id: UserId(r.user_id),
+            org_id: r.org_id.map(OrgId),
+            name: r.name,
+            prefix: r.prefix,
+            scopes: words(&r.scopes),
+            created_at: time(r.created_at)?,
+            expires_at: r.expires_at.map(time).transpose()?,
+            last_used_at: r.last_used_at.map(time).transpose()?,
+            revoked_at: r.revoked_at.map(time).transpose()?,
         })
     }
 }

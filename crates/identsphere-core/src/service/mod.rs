@@ -1,15 +1,21 @@
 //! The operations behind the API, free of HTTP and SQL.
 mod accounts;
+mod api_keys;
+mod invitations;
+mod orgs;
 mod sessions;
 
 pub use accounts::{EmailChangeRequest, SignupRequest};
+pub use api_keys::{NewApiKeyRequest, API_KEY_PREFIX};
+pub use invitations::{AcceptInvitation, AcceptedInvitation};
+pub use orgs::{Caller, OrgAccess, SessionOrganization};
 pub use sessions::{IssuedTokens, LoginRequest};
 
 use crate::{
     audit::{AuditAction, AuditMetadata, AuditValue, NewAuditEvent},
     clock::Clock,
     error::{CoreError, Result},
-    ids::{SessionId, UserId},
+    ids::{OrgId, SessionId, UserId},
     mail::{Mail, Mailer},
     password::{PasswordHasher, PasswordPolicy},
     revocation::RevocationCache,
@@ -40,6 +46,11 @@ pub struct IdentityConfig {
     pub password_policy: PasswordPolicy,
     /// Key for deriving refresh-token successors (a sub-key of the server secret).
     pub refresh_key: [u8; 32],
+    /// The host application's permissions (`app:*`), granted to owners and
+    /// admins and usable in custom roles and API-key scopes.
+    pub app_permissions: Vec<crate::permissions::Permission>,
+    /// Whether API keys may have the scope `*` (all of the owner's permissions).
+    pub allow_wildcard_api_key_scope: bool,
 }
 
 impl std::fmt::Debug for IdentityConfig {
@@ -204,10 +215,24 @@ impl Identity {
             .ok_or(CoreError::Unauthorized)
     }
 
-    /// Appends an audit event. A failed write is logged, not returned: the
-    /// action it records has already happened.
+    /// Appends an audit event outside any organization.
     pub(crate) async fn audit(
         &self,
+        action: AuditAction,
+        actor: Option<UserId>,
+        target: Option<AuditValue>,
+        meta: &RequestMeta,
+        metadata: AuditMetadata,
+    ) {
+        self.audit_in(None, action, actor, target, meta, metadata)
+            .await;
+    }
+
+    /// Appends an audit event. A failed write is logged, not returned: the
+    /// action it records has already happened.
+    pub(crate) async fn audit_in(
+        &self,
+        org: Option<OrgId>,
         action: AuditAction,
         actor: Option<UserId>,
         target: Option<AuditValue>,
@@ -219,7 +244,7 @@ impl Identity {
             occurred_at: self.clock.now(),
             action,
             actor_id: actor,
-            org_id: None,
+            org_id: org,
             target_id: target,
             ip: meta.ip.clone(),
             user_agent: meta.user_agent.clone(),
@@ -303,6 +328,8 @@ mod tests {
             require_email_verification: true,
             password_policy: PasswordPolicy::default(),
             refresh_key: [0; 32],
+            app_permissions: Vec::new(),
+            allow_wildcard_api_key_scope: false,
         }
     }
 

@@ -1,9 +1,9 @@
 //! Sign-in, token refresh, and session management.
-use super::{Identity, Principal, RequestMeta};
+use super::{Caller, Identity, Principal, RequestMeta};
 use crate::{
     audit::{AuditAction, AuditMetadata, AuditValue},
     error::{CoreError, Result},
-    ids::{RefreshTokenId, SessionId, UserId},
+    ids::{OrgId, RefreshTokenId, SessionId, UserId},
     password::check_size,
     secret::{derive_token, random_token, TokenHash},
     store::{NewRefreshToken, NewSession, RotateOutcome, Session, SessionSelector, User},
@@ -92,7 +92,7 @@ impl Identity {
         Ok((user, issued))
     }
 
-    async fn open_session(
+    pub(super) async fn open_session(
         &self,
         user: &User,
         amr: Vec<String>,
@@ -118,10 +118,17 @@ impl Identity {
         };
         let session = self.store.create_session(&session, &refresh).await?;
         self.refresh_keys_if_stale().await;
-        self.issue(session, refresh_token)
+        self.issue(session, refresh_token).await
     }
 
-    fn issue(&self, session: Session, refresh_token: String) -> Result<IssuedTokens> {
+    /// Signs an access token for `session`. The organization claims come from
+    /// the membership as it is now: a role change shows at the next refresh,
+    /// and a removed member's tokens lose the organization.
+    async fn issue(&self, session: Session, refresh_token: String) -> Result<IssuedTokens> {
+        let membership = match session.org_id {
+            Some(org) => self.store.get_membership(org, session.user_id).await?,
+            None => None,
+        };
         let now = self.clock.now();
         let claims = AccessClaims {
             iss: self.config.issuer(),
@@ -131,8 +138,8 @@ impl Identity {
             iat: now.timestamp(),
             jti: uuid::Uuid::now_v7().to_string(),
             sid: session.id.to_string(),
-            org_id: None,
-            org_role: None,
+            org_id: membership.as_ref().map(|m| m.org_id.to_string()),
+            org_role: membership.map(|m| m.role.to_string()),
             amr: session.amr.clone(),
             auth_time: session.auth_time.timestamp(),
             act: None,
@@ -178,7 +185,7 @@ impl Identity {
             .await?
         {
             RotateOutcome::Rotated(session) | RotateOutcome::WithinGrace(session) => {
-                self.issue(session, successor)
+                self.issue(session, successor).await
             }
             RotateOutcome::Reused {
                 session_id,
@@ -199,6 +206,49 @@ impl Identity {
             }
             RotateOutcome::Invalid => Err(CoreError::Unauthorized),
         }
+    }
+
+    /// Makes `org` the session's active organization (`None`: no organization)
+    /// and issues a pair whose access token carries `org_id` and `org_role`.
+    /// The session's other refresh tokens stay valid, so a tab refreshing at
+    /// the same moment is not taken for token theft.
+    ///
+    /// # Errors
+    /// `NotFound` for an organization the caller does not belong to;
+    /// `Unauthorized` when the session has ended.
+    pub async fn switch_organization(
+        &self,
+        principal: &Principal,
+        org: Option<OrgId>,
+        meta: &RequestMeta,
+    ) -> Result<IssuedTokens> {
+        if let Some(org) = org {
+            self.org_access(&Caller::Session(principal.clone()), org)
+                .await?;
+        }
+        let now = self.clock.now();
+        let refresh_token = random_token(REFRESH_PREFIX);
+        let refresh = NewRefreshToken {
+            id: RefreshTokenId::new(),
+            hash: TokenHash::of(&refresh_token),
+            created_at: now,
+            expires_at: now + self.config.refresh_ttl,
+        };
+        let session = self
+            .store
+            .switch_session_org(principal.session_id, org, &refresh, now)
+            .await?
+            .ok_or(CoreError::Unauthorized)?;
+        self.audit_in(
+            org,
+            AuditAction::OrganizationSwitched,
+            Some(principal.user_id),
+            Some(AuditValue::Session(session.id)),
+            meta,
+            AuditMetadata::default(),
+        )
+        .await;
+        self.issue(session, refresh_token).await
     }
 
     /// The caller's live sessions, newest first.

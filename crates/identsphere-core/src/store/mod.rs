@@ -10,6 +10,7 @@ pub use records::*;
 use crate::{
     audit::{AuditEvent, AuditFilter, NewAuditEvent},
     ids::*,
+    permissions::{Permissions, RoleName},
     secret::TokenHash,
     Email,
 };
@@ -102,6 +103,16 @@ pub trait SessionStore: Send + Sync {
     /// The stream ends when the feed is interrupted; revocations made while it
     /// is down must be re-read with [`SessionStore::revoked_since`].
     async fn revocation_feed(&self) -> StoreResult<Option<BoxStream<'static, SessionId>>>;
+    /// Sets a live session's active organization and adds `refresh` to it,
+    /// leaving its other refresh tokens valid (tabs that refresh concurrently
+    /// must not look like reuse). `None` when the session is revoked or expired.
+    async fn switch_session_org(
+        &self,
+        session: SessionId,
+        org: Option<OrgId>,
+        refresh: &NewRefreshToken,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Session>>;
 }
 
 /// One-time tokens sent by email.
@@ -153,10 +164,136 @@ pub trait AuditStore: Send + Sync {
     ) -> StoreResult<Vec<AuditEvent>>;
 }
 
+/// Organizations, their memberships and their custom roles.
+///
+/// Changes to one organization's memberships are serialised by the store, so
+/// that the last-owner rule holds under concurrent demotions and removals.
+#[async_trait]
+pub trait OrgStore: Send + Sync {
+    /// Inserts an organization with `owner` as its first member (role `owner`), atomically.
+    async fn create_org(&self, org: &NewOrganization, owner: UserId) -> StoreResult<Organization>;
+    /// An organization by id.
+    async fn get_org(&self, id: OrgId) -> StoreResult<Option<Organization>>;
+    /// Renames an organization; `NotFound` when it does not exist.
+    async fn update_org(&self, id: OrgId, name: &str, now: DateTime<Utc>)
+        -> StoreResult<Organization>;
+    /// Deletes an organization with its memberships, roles, invitations and keys;
+    /// sessions that had it active lose it. `false` when it did not exist.
+    async fn delete_org(&self, id: OrgId) -> StoreResult<bool>;
+    /// The organizations `user` belongs to, by ascending id after the cursor.
+    async fn list_user_orgs(
+        &self,
+        user: UserId,
+        page: PageRequest<OrgId>,
+    ) -> StoreResult<Vec<OrgMembership>>;
+    /// One membership, with its custom role's permissions.
+    async fn get_membership(&self, org: OrgId, user: UserId) -> StoreResult<Option<Membership>>;
+    /// Members by ascending user id after the cursor.
+    async fn list_members(&self, org: OrgId, page: PageRequest<UserId>)
+        -> StoreResult<Vec<Member>>;
+    /// Adds a member. `Conflict` when the user already is one.
+    async fn add_member(
+        &self,
+        org: OrgId,
+        user: UserId,
+        role: &RoleName,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Gives a member another role; refuses to demote the last owner and to
+    /// assign a custom role the organization does not have.
+    async fn change_member_role(
+        &self,
+        org: OrgId,
+        user: UserId,
+        role: &RoleName,
+    ) -> StoreResult<MemberChange>;
+    /// Removes a member; refuses to remove the last owner.
+    async fn remove_member(&self, org: OrgId, user: UserId) -> StoreResult<MemberChange>;
+    /// The organization's custom roles, by name.
+    async fn list_roles(&self, org: OrgId) -> StoreResult<Vec<Role>>;
+    /// One custom role.
+    async fn get_role(&self, org: OrgId, name: &RoleName) -> StoreResult<Option<Role>>;
+    /// Adds a custom role. `Conflict` when the name is taken.
+    async fn create_role(&self, org: OrgId, role: &Role) -> StoreResult<()>;
+    /// Replaces a custom role's permissions; `None` when there is no such role.
+    async fn update_role(
+        &self,
+        org: OrgId,
+        name: &RoleName,
+        permissions: &Permissions,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Role>>;
+    /// Deletes a custom role that no member or pending invitation holds.
+    async fn delete_role(&self, org: OrgId, name: &RoleName) -> StoreResult<RoleDeletion>;
+}
+
+/// Invitations to organizations.
+#[async_trait]
+pub trait InvitationStore: Send + Sync {
+    /// Stores an invitation, revoking earlier pending ones for the same email
+    /// and organization (only the newest link works).
+    async fn create_invitation(&self, inv: &NewInvitation) -> StoreResult<Invitation>;
+    /// Pending and expired (not accepted, not revoked) invitations, by ascending id after the cursor.
+    async fn list_invitations(
+        &self,
+        org: OrgId,
+        page: PageRequest<InvitationId>,
+    ) -> StoreResult<Vec<Invitation>>;
+    /// The invitation a token belongs to, whatever its state.
+    async fn find_invitation(&self, hash: &TokenHash) -> StoreResult<Option<Invitation>>;
+    /// Revokes a pending invitation of `org`; `false` when there is none with that id.
+    async fn revoke_invitation(
+        &self,
+        org: OrgId,
+        id: InvitationId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Accepts a pending invitation for `email` in one transaction: marks it
+    /// accepted, creates the account for [`InvitationAcceptor::New`], and adds
+    /// the membership (an existing membership is kept as it is). `None` when
+    /// the token is unknown, used, revoked, expired or for another email.
+    async fn accept_invitation(
+        &self,
+        hash: &TokenHash,
+        email: &Email,
+        acceptor: &InvitationAcceptor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<(Invitation, UserId)>>;
+}
+
+/// API keys.
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync {
+    /// Stores a key.
+    async fn create_api_key(&self, key: &NewApiKey) -> StoreResult<ApiKey>;
+    /// A key by the hash of its secret, whatever its state.
+    async fn find_api_key(&self, hash: &TokenHash) -> StoreResult<Option<ApiKey>>;
+    /// A key by id, whatever its state.
+    async fn get_api_key(&self, id: ApiKeyId) -> StoreResult<Option<ApiKey>>;
+    /// Unrevoked keys of `owner`, by ascending id after the cursor.
+    async fn list_api_keys(
+        &self,
+        owner: ApiKeyOwner,
+        page: PageRequest<ApiKeyId>,
+    ) -> StoreResult<Vec<ApiKey>>;
+    /// Revokes a key; `false` when it was already revoked or does not exist.
+    async fn revoke_api_key(&self, id: ApiKeyId, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Records a use of the key.
+    async fn touch_api_key(&self, id: ApiKeyId, now: DateTime<Utc>) -> StoreResult<()>;
+}
+
 /// Everything IdentSphere stores.
 #[async_trait]
 pub trait Store:
-    UserStore + SessionStore + OneTimeTokenStore + KeyStore + AuditStore + std::fmt::Debug
+    UserStore
+    + SessionStore
+    + OneTimeTokenStore
+    + KeyStore
+    + AuditStore
+    + OrgStore
+    + InvitationStore
+    + ApiKeyStore
+    + std::fmt::Debug
 {
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;

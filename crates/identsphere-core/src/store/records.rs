@@ -1,5 +1,10 @@
 //! What stores keep and return. Secrets appear only as hashes.
-use crate::{ids::*, secret::TokenHash, Email};
+use crate::{
+    ids::*,
+    permissions::{Permissions, RoleName},
+    secret::TokenHash,
+    Email,
+};
 use chrono::{DateTime, Utc};
 
 /// A user account as stored.
@@ -74,6 +79,8 @@ pub struct Session {
     pub auth_time: DateTime<Utc>,
     /// Authentication methods used (RFC 8176 values).
     pub amr: Vec<String>,
+    /// The active organization, chosen with switch-organization.
+    pub org_id: Option<OrgId>,
 }
 
 impl Session {
@@ -223,4 +230,234 @@ impl std::fmt::Debug for SigningKeyRecord {
             .field("retired_at", &self.retired_at)
             .finish_non_exhaustive()
     }
+}
+
+/// An organization (a tenant).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organization {
+    /// Id.
+    pub id: OrgId,
+    /// Display name.
+    pub name: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An organization to insert.
+#[derive(Debug, Clone)]
+pub struct NewOrganization {
+    /// Id.
+    pub id: OrgId,
+    /// Display name.
+    pub name: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A user's membership of an organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    /// The organization.
+    pub org_id: OrgId,
+    /// The member.
+    pub user_id: UserId,
+    /// The role's name.
+    pub role: RoleName,
+    /// When the user joined.
+    pub joined_at: DateTime<Utc>,
+    /// The stored permissions of a custom role, read with the membership; `None`
+    /// for built-in roles and for a custom role that no longer exists.
+    pub role_permissions: Option<Permissions>,
+}
+
+/// A member as listed: the membership with the user's profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The user.
+    pub user_id: UserId,
+    /// The user's email.
+    pub email: Email,
+    /// The user's name.
+    pub name: Option<String>,
+    /// The role's name.
+    pub role: RoleName,
+    /// When the user joined.
+    pub joined_at: DateTime<Utc>,
+}
+
+/// One of a user's organizations, with the user's role in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgMembership {
+    /// The organization.
+    pub org: Organization,
+    /// The user's role.
+    pub role: RoleName,
+    /// When the user joined.
+    pub joined_at: DateTime<Utc>,
+}
+
+/// A custom role of an organization (built-in roles are not stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    /// Name, unique in the organization.
+    pub name: RoleName,
+    /// What it allows.
+    pub permissions: Permissions,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The outcome of changing or removing a membership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberChange {
+    /// Done; the member's role before the change.
+    Done {
+        /// The role the member had.
+        previous: RoleName,
+    },
+    /// The user is not a member of the organization.
+    NotMember,
+    /// Refused: the member is the organization's last owner.
+    LastOwner,
+    /// Refused: the new role is neither built in nor defined in the organization.
+    UnknownRole,
+}
+
+/// The outcome of deleting a custom role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleDeletion {
+    /// Deleted.
+    Deleted,
+    /// No such role in the organization.
+    NotFound,
+    /// Refused: members or pending invitations hold the role.
+    InUse,
+}
+
+/// An invitation to insert; the token itself is mailed, only its hash kept.
+#[derive(Debug, Clone)]
+pub struct NewInvitation {
+    /// Id.
+    pub id: InvitationId,
+    /// The organization.
+    pub org_id: OrgId,
+    /// Who is invited.
+    pub email: Email,
+    /// The role they will get.
+    pub role: RoleName,
+    /// SHA-256 of the token.
+    pub hash: TokenHash,
+    /// Who invited them.
+    pub invited_by: UserId,
+    /// Issue time.
+    pub created_at: DateTime<Utc>,
+    /// Expiry.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An invitation as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invitation {
+    /// Id.
+    pub id: InvitationId,
+    /// The organization.
+    pub org_id: OrgId,
+    /// Who is invited.
+    pub email: Email,
+    /// The role they will get.
+    pub role: RoleName,
+    /// Who invited them (the user may since have been deleted).
+    pub invited_by: Option<UserId>,
+    /// Issue time.
+    pub created_at: DateTime<Utc>,
+    /// Expiry.
+    pub expires_at: DateTime<Utc>,
+    /// When it was accepted.
+    pub accepted_at: Option<DateTime<Utc>>,
+    /// When it was revoked (or replaced by a newer invitation).
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl Invitation {
+    /// Neither accepted, revoked nor expired at `now`.
+    pub fn is_pending(&self, now: DateTime<Utc>) -> bool {
+        self.accepted_at.is_none() && self.revoked_at.is_none() && self.expires_at > now
+    }
+}
+
+/// Who accepts an invitation.
+#[derive(Debug, Clone)]
+pub enum InvitationAcceptor {
+    /// An existing account, signed in as the invited email.
+    Existing(UserId),
+    /// A new account, created in the same transaction.
+    New(NewUser),
+}
+
+/// An API key to insert; the key itself is shown once, only its hash kept.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    /// Id.
+    pub id: ApiKeyId,
+    /// The user the key acts for.
+    pub user_id: UserId,
+    /// For organization keys, the only organization the key reaches.
+    pub org_id: Option<OrgId>,
+    /// Label.
+    pub name: String,
+    /// The first characters of the key, shown in lists to tell keys apart.
+    pub prefix: String,
+    /// SHA-256 of the key.
+    pub hash: TokenHash,
+    /// Permission names the key may use.
+    pub scopes: Vec<String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Optional expiry.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// An API key as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// Id.
+    pub id: ApiKeyId,
+    /// The user the key acts for.
+    pub user_id: UserId,
+    /// For organization keys, the only organization the key reaches.
+    pub org_id: Option<OrgId>,
+    /// Label.
+    pub name: String,
+    /// The first characters of the key.
+    pub prefix: String,
+    /// Permission names the key may use.
+    pub scopes: Vec<String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Optional expiry.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Last use (updated at most once a minute).
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// When it was revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl ApiKey {
+    /// Not revoked and not expired at `now`.
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| e > now)
+    }
+}
+
+/// Whose API keys to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiKeyOwner {
+    /// A user's personal keys (not tied to an organization).
+    User(UserId),
+    /// An organization's keys.
+    Org(OrgId),
 }

@@ -1,0 +1,704 @@
+//! Organizations, memberships and roles, and the authorization behind every
+//! organization-scoped operation.
+//!
+//! Permissions are read from the caller's membership and role on each call,
+//! never from a token: a role change or a removal takes effect at once.
+use super::{Identity, Principal, RequestMeta};
+use crate::{
+    audit::{AuditAction, AuditEvent, AuditFilter, AuditMetadata, AuditValue},
+    error::{CoreError, Result},
+    ids::{AuditEventId, OrgId, UserId},
+    permissions::{builtin_permissions, Permission, Permissions, RoleName},
+    store::{
+        ApiKey, Member, MemberChange, Membership, NewOrganization, OrgMembership, Organization,
+        PageRequest, Role, RoleDeletion, StoreError, User,
+    },
+};
+
+/// Who is calling: a signed-in session or an API key.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// An access token of a live session.
+    Session(Principal),
+    /// An active API key.
+    ApiKey(ApiKey),
+}
+
+impl Caller {
+    /// The user the caller acts for.
+    pub fn user_id(&self) -> UserId {
+        match self {
+            Self::Session(p) => p.user_id,
+            Self::ApiKey(k) => k.user_id,
+        }
+    }
+
+    /// Refuses API keys whose scopes lack `scope`; sessions pass.
+    ///
+    /// # Errors
+    /// `Forbidden`.
+    pub fn require_scope(&self, scope: &str) -> Result<()> {
+        match self {
+            Self::Session(_) => Ok(()),
+            Self::ApiKey(k) if k.scopes.iter().any(|s| s == scope || s == "*") => Ok(()),
+            Self::ApiKey(_) => Err(CoreError::Forbidden(format!(
+                "the API key lacks the scope {scope}"
+            ))),
+        }
+    }
+
+    /// The session behind the caller; API keys are refused.
+    ///
+    /// # Errors
+    /// `Forbidden` for API keys.
+    pub fn session(&self) -> Result<&Principal> {
+        match self {
+            Self::Session(p) => Ok(p),
+            Self::ApiKey(_) => Err(CoreError::Forbidden(
+                "this endpoint needs a signed-in session; API keys cannot use it".into(),
+            )),
+        }
+    }
+
+    /// Audit metadata naming the API key, when one was used.
+    pub(crate) fn audit_metadata(&self) -> AuditMetadata {
+        match self {
+            Self::Session(_) => AuditMetadata::default(),
+            Self::ApiKey(k) => AuditMetadata::default().with("api_key_id", AuditValue::ApiKey(k.id)),
+        }
+    }
+}
+
+/// The caller's standing in one organization, resolved from the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgAccess {
+    /// The organization.
+    pub org_id: OrgId,
+    /// The caller's role there.
+    pub role: RoleName,
+    /// What the caller may do there: the role's permissions, narrowed to the
+    /// key's scopes for API keys.
+    pub permissions: Permissions,
+}
+
+impl OrgAccess {
+    /// Whether the caller holds `permission`.
+    pub fn allows(&self, permission: &str) -> bool {
+        self.permissions.iter().any(|p| p.as_str() == permission)
+    }
+
+    /// Refuses a caller without `permission`.
+    ///
+    /// # Errors
+    /// `Forbidden`, naming the missing permission.
+    pub fn require(&self, permission: &str) -> Result<()> {
+        if self.allows(permission) {
+            Ok(())
+        } else {
+            Err(CoreError::Forbidden(format!(
+                "requires the permission {permission}"
+            )))
+        }
+    }
+
+    pub(crate) fn is_owner(&self) -> bool {
+        self.role.as_str() == RoleName::OWNER
+    }
+
+    /// Owners only (and, for keys, with `org:manage`): deleting the
+    /// organization and making or unmaking owners.
+    pub(crate) fn require_owner(&self) -> Result<()> {
+        if self.is_owner() && self.allows("org:manage") {
+            Ok(())
+        } else {
+            Err(CoreError::Forbidden("only an owner may do this".into()))
+        }
+    }
+
+    /// Refuses to hand out more than the caller holds: roles, invitations and
+    /// keys may only carry permissions the caller has.
+    pub(crate) fn require_all(&self, wanted: &Permissions) -> Result<()> {
+        match wanted.difference(&self.permissions).next() {
+            None => Ok(()),
+            Some(p) => Err(CoreError::Forbidden(format!(
+                "cannot grant the permission {p}, which you do not have"
+            ))),
+        }
+    }
+}
+
+/// The active organization of a session, for `GET /v1/session`.
+#[derive(Debug, Clone)]
+pub struct SessionOrganization {
+    /// The organization.
+    pub org: Organization,
+    /// The caller's standing in it.
+    pub access: OrgAccess,
+}
+
+fn clean_org_name(name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(CoreError::field("name", "must be 1–100 characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(CoreError::field("name", "must not contain control characters"));
+    }
+    Ok(name.to_owned())
+}
+
+fn is_builtin(role: &RoleName) -> bool {
+    [RoleName::OWNER, RoleName::ADMIN, RoleName::MEMBER].contains(&role.as_str())
+}
+
+impl Identity {
+    /// The permissions a role grants in an organization (empty for a custom
+    /// role that has been deleted).
+    fn role_permissions(&self, role: &RoleName, stored: Option<&Permissions>) -> Permissions {
+        builtin_permissions(role, &self.config.app_permissions)
+            .or_else(|| stored.cloned())
+            .unwrap_or_default()
+    }
+
+    fn access_from(&self, caller: &Caller, m: &Membership) -> OrgAccess {
+        let mut permissions = self.role_permissions(&m.role, m.role_permissions.as_ref());
+        if let Caller::ApiKey(key) = caller {
+            if !key.scopes.iter().any(|s| s == "*") {
+                permissions.retain(|p| key.scopes.iter().any(|s| s == p.as_str()));
+            }
+        }
+        OrgAccess {
+            org_id: m.org_id,
+            role: m.role.clone(),
+            permissions,
+        }
+    }
+
+    /// The caller's standing in `org`. Organizations the caller does not
+    /// belong to (and, for organization keys, any other organization) answer
+    /// `NotFound`, exactly like organizations that do not exist.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub async fn org_access(&self, caller: &Caller, org: OrgId) -> Result<OrgAccess> {
+        if let Caller::ApiKey(ApiKey {
+            org_id: Some(key_org),
+            ..
+        }) = caller
+        {
+            if *key_org != org {
+                return Err(CoreError::NotFound);
+            }
+        }
+        let membership = self
+            .store
+            .get_membership(org, caller.user_id())
+            .await?
+            .ok_or(CoreError::NotFound)?;
+        Ok(self.access_from(caller, &membership))
+    }
+
+    /// Resolves the caller's standing and checks one permission.
+    pub(super) async fn authorize(&self, caller: &Caller, org: OrgId, permission: &str) -> Result<OrgAccess> {
+        let access = self.org_access(caller, org).await?;
+        access.require(permission)?;
+        Ok(access)
+    }
+
+    /// Creates an organization with the caller as its owner.
+    ///
+    /// # Errors
+    /// `Validation` for a bad name; `Forbidden` for API keys.
+    pub async fn create_org(
+        &self,
+        caller: &Caller,
+        name: &str,
+        meta: &RequestMeta,
+    ) -> Result<Organization> {
+        let principal = caller.session()?;
+        let name = clean_org_name(name)?;
+        let org = self
+            .store
+            .create_org(
+                &NewOrganization {
+                    id: OrgId::new(),
+                    name,
+                    created_at: self.clock.now(),
+                },
+                principal.user_id,
+            )
+            .await?;
+        tracing::info!(org.id = %org.id, user.id = %principal.user_id, "organization created");
+        self.audit_in(
+            Some(org.id),
+            AuditAction::OrganizationCreated,
+            Some(principal.user_id),
+            Some(AuditValue::Org(org.id)),
+            meta,
+            AuditMetadata::default(),
+        )
+        .await;
+        Ok(org)
+    }
+
+    /// The caller's organizations with the caller's role in each. An
+    /// organization key sees only its own organization.
+    ///
+    /// # Errors
+    /// `Forbidden` for keys without `org:read`.
+    pub async fn list_my_orgs(
+        &self,
+        caller: &Caller,
+        page: PageRequest<OrgId>,
+    ) -> Result<Vec<OrgMembership>> {
+        caller.require_scope("org:read")?;
+        let mut orgs = self.store.list_user_orgs(caller.user_id(), page).await?;
+        if let Caller::ApiKey(ApiKey {
+            org_id: Some(key_org),
+            ..
+        }) = caller
+        {
+            orgs.retain(|m| m.org.id == *key_org);
+        }
+        Ok(orgs)
+    }
+
+    /// One organization.
+    ///
+    /// # Errors
+    /// `NotFound`, `Forbidden`.
+    pub async fn get_org(&self, caller: &Caller, org: OrgId) -> Result<(Organization, OrgAccess)> {
+        let access = self.authorize(caller, org, "org:read").await?;
+        let org = self.store.get_org(org).await?.ok_or(CoreError::NotFound)?;
+        Ok((org, access))
+    }
+
+    /// Renames an organization (`org:manage`).
+    ///
+    /// # Errors
+    /// `NotFound`, `Forbidden`, `Validation`.
+    pub async fn update_org(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        name: &str,
+        meta: &RequestMeta,
+    ) -> Result<(Organization, OrgAccess)> {
+        let access = self.authorize(caller, org, "org:manage").await?;
+        let name = clean_org_name(name)?;
+        let updated = self.store.update_org(org, &name, self.clock.now()).await?;
+        self.audit_in(
+            Some(org),
+            AuditAction::OrganizationUpdated,
+            Some(caller.user_id()),
+            Some(AuditValue::Org(org)),
+            meta,
+            caller.audit_metadata(),
+        )
+        .await;
+        Ok((updated, access))
+    }
+
+    /// Deletes an organization with its memberships, roles, invitations and
+    /// keys (owners only). Its audit events stay.
+    ///
+    /// # Errors
+    /// `NotFound`, `Forbidden`.
+    pub async fn delete_org(&self, caller: &Caller, org: OrgId, meta: &RequestMeta) -> Result<()> {
+        self.org_access(caller, org).await?.require_owner()?;
+        if !self.store.delete_org(org).await? {
+            return Err(CoreError::NotFound);
+        }
+        tracing::info!(org.id = %org, user.id = %caller.user_id(), "organization deleted");
+        self.audit_in(
+            Some(org),
+            AuditAction::OrganizationDeleted,
+            Some(caller.user_id()),
+            Some(AuditValue::Org(org)),
+            meta,
+            caller.audit_metadata(),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Members of an organization (`members:read`).
+    ///
+    /// # Errors
+    /// `NotFound`, `Forbidden`.
+    pub async fn list_members(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        page: PageRequest<UserId>,
+    ) -> Result<Vec<Member>> {
+        self.authorize(caller, org, "members:read").await?;
+        Ok(self.store.list_members(org, page).await?)
+    }
+
+    /// The role a member holds, for permission comparisons.
+    async fn member_permissions(&self, org: OrgId, user: UserId) -> Result<(RoleName, Permissions)> {
+        let m = self
+            .store
+            .get_membership(org, user)
+            .await?
+            .ok_or(CoreError::NotFound)?;
+        let permissions = self.role_permissions(&m.role, m.role_permissions.as_ref());
+        Ok((m.role, permissions))
+    }
+
+    /// The permissions a role would grant in `org`; `Validation` when it does
+    /// not exist there.
+    pub(super) async fn permissions_of_role(&self, org: OrgId, role: &RoleName) -> Result<Permissions> {
+        if is_builtin(role) {
+            return Ok(self.role_permissions(role, None));
+        }
+        match self.store.get_role(org, role).await? {
+            Some(r) => Ok(r.permissions),
+            None => Err(CoreError::field("role", "no such role in this organization")),
+        }
+    }
+
+    /// Gives a member another role (`members:manage`). Nobody hands out more
+    /// than they hold, only owners make or unmake owners, and the last owner
+    /// stays an owner.
+    ///
+    /// # Errors
+    /// `NotFound`, `Forbidden`, `Validation` (unknown role), `Conflict` (last owner).
+    pub async fn change_member_role(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        user: UserId,
+        role: &RoleName,
+        meta: &RequestMeta,
+    ) -> Result<Membership> {
+        let access = self.authorize(caller, org, "members:manage").await?;
+        let (current, current_permissions) = self.member_permissions(org, user).await?;
+        let wanted = self.permissions_of_role(org, role).await?;
+        if current.as_str() == RoleName::OWNER || role.as_str() == RoleName::OWNER {
+            access.require_owner()?;
+        } else if !access.is_owner() {
+            access.require_all(&current_permissions)?;
+            access.require_all(&wanted)?;
+        }
+        match self.store.change_member_role(org, user, role).await? {
+            MemberChange::Done { previous } => {
+                self.audit_in(
+                    Some(org),
+                    AuditAction::MemberRoleChanged,
+                    Some(caller.user_id()),
+                    Some(AuditValue::User(user)),
+                    meta,
+                    caller
+                        .audit_metadata()
+                        .with("from", AuditValue::Role(previous))
+                        .with("to", AuditValue::Role(role.clone())),
+                )
+                .await;
+            }
+            MemberChange::NotMember => return Err(CoreError::NotFound),
+            MemberChange::LastOwner => {
+                return Err(CoreError::Conflict(
+                    "the last owner cannot be demoted; make another member an owner first".into(),
+                ))
+            }
+            MemberChange::UnknownRole => {
+                return Err(CoreError::field("role", "no such role in this organization"))
+            }
+        }
+        self.store
+            .get_membership(org, user)
+            .await?
+            .ok_or(CoreError::NotFound)
+    }
+
+    /// Removes a member (`members:manage`, or anyone leaving by themselves).
+    ///
+    /// # Errors
+    /// `NotFound`, `Forbidden`, `Conflict` (last owner).
+    pub async fn remove_member(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        user: UserId,
+        meta: &RequestMeta,
+    ) -> Result<()> {
+        let access = self.org_access(caller, org).await?;
+        if user != caller.user_id() {
+            access.require("members:manage")?;
+            let (current, current_permissions) = self.member_permissions(org, user).await?;
+            if current.as_str() == RoleName::OWNER {
+                access.require_owner()?;
+            } else if !access.is_owner() {
+                access.require_all(&current_permissions)?;
+            }
+        }
+        match self.store.remove_member(org, user).await? {
+            MemberChange::Done { previous } => {
+                tracing::info!(org.id = %org, user.id = %user, "member removed");
+                self.audit_in(
+                    Some(org),
+                    AuditAction::MemberRemoved,
+                    Some(caller.user_id()),
+                    Some(AuditValue::User(user)),
+                    meta,
+                    caller.audit_metadata().with("role", AuditValue::Role(previous)),
+                )
+                .await;
+                Ok(())
+            }
+            MemberChange::NotMember => Err(CoreError::NotFound),
+            MemberChange::LastOwner => Err(CoreError::Conflict(
+                "the last owner cannot be removed; make another member an owner first".into(),
+            )),
+            MemberChange::UnknownRole => Err(CoreError::Internal("unexpected role outcome".into())),
+        }
+    }
+
+    /// Built-in and custom roles with their permissions (`org:read`).
+    ///
+    /// # Errors
+    /// `NotFound`, `Forbidden`.
+    pub async fn list_roles(&self, caller: &Caller, org: OrgId) -> Result<Vec<(Role, bool)>> {
+        self.authorize(caller, org, "org:read").await?;
+        let epoch = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+        let mut roles: Vec<(Role, bool)> = [RoleName::OWNER, RoleName::ADMIN, RoleName::MEMBER]
+            .into_iter()
+            .map(|name| {
+                let name = RoleName::builtin(name);
+                let permissions = self.role_permissions(&name, None);
+                let role = Role {
+                    name,
+                    permissions,
+                    created_at: epoch,
+                    updated_at: epoch,
+                };
+                (role, true)
+            })
+            .collect();
+        roles.extend(
+            self.store
+                .list_roles(org)
+                .await?
+                .into_iter()
+                .map(|r| (r, false)),
+        );
+        Ok(roles)
+    }
+
+    /// Parses and checks permission names for a role: catalogue names and the
+    /// host's registered `app:*` names.
+    fn parse_role_permissions(&self, raw: &[String]) -> Result<Permissions> {
+        let mut errors = Vec::new();
+        let mut set = Permissions::new();
+        for (i, name) in raw.iter().enumerate() {
+            match Permission::parse(name) {
+                Ok(p) if p.as_str().starts_with("app:") && !self.config.app_permissions.contains(&p) => {
+                    errors.push(crate::FieldError::new(
+                        format!("permissions[{i}]"),
+                        format!("{name:?} is not a permission the application registered"),
+                    ))
+                }
+                Ok(p) => {
+                    set.insert(p);
+                }
+                Err(m) => errors.push(crate::FieldError::new(format!("permissions[{i}]"), m)),
+            }
+        }
+        if errors.is_empty() {
+            Ok(set)
+        } else {
+            Err(CoreError::Validation(errors))
+        }
+    }
+
+    /// Defines a custom role (`roles:manage`), with permissions the caller holds.
+    ///
+    /// # Errors
+    /// `NotFound`, `Forbidden`, `Validation`, `Conflict` (name taken).
+    pub async fn create_role(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        name: &str,
+        permissions: &[String],
+        meta: &RequestMeta,
+    ) -> Result<Role> {
+        let access = self.authorize(caller, org, "roles:manage").await?;
+        let name = RoleName::parse(name).map_err(|m| CoreError::field("name", m))?;
+        if is_builtin(&name) {
+            return Err(CoreError::Conflict(format!("{name} is a built-in role")));
+        }
+        let permissions = self.parse_role_permissions(permissions)?;
+        access.require_all(&permissions)?;
+        let now = self.clock.now();
+        let role = Role {
+            name,
+            permissions,
+            created_at: now,
+            updated_at: now,
+        };
+        match self.store.create_role(org, &role).await {
+            Err(StoreError::Conflict { .. }) => {
+                return Err(CoreError::Conflict(format!("the role {} exists", role.name)))
+            }
+            other => other?,
+        }
+        self.audit_in(
+            Some(org),
+            AuditAction::RoleCreated,
+            Some(caller.user_id()),
+            Some(AuditValue::Role(role.name.clone())),
+            meta,
+            caller.audit_metadata(),
+        )
+        .await;
+        Ok(role)
+    }
+
+    /// Replaces a custom role's permissions (`roles:manage`).
+    ///
+    /// # Errors
+    /// `NotFound`, `Forbidden` (built-in roles, permissions the caller lacks), `Validation`.
+    pub async fn update_role(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        name: &str,
+        permissions: &[String],
+        meta: &RequestMeta,
+    ) -> Result<Role> {
+        let access = self.authorize(caller, org, "roles:manage").await?;
+        let name = RoleName::parse(name).map_err(|_| CoreError::NotFound)?;
+        if is_builtin(&name) {
+            return Err(CoreError::Forbidden("built-in roles cannot be changed".into()));
+        }
+        let permissions = self.parse_role_permissions(permissions)?;
+        let current = self
+            .store
+            .get_role(org, &name)
+            .await?
+            .ok_or(CoreError::NotFound)?;
+        if !access.is_owner() {
+            access.require_all(&current.permissions)?;
+            access.require_all(&permissions)?;
+        }
+        let role = self
+            .store
+            .update_role(org, &name, &permissions, self.clock.now())
+            .await?
+            .ok_or(CoreError::NotFound)?;
+        self.audit_in(
+            Some(org),
+            AuditAction::RoleUpdated,
+            Some(caller.user_id()),
+            Some(AuditValue::Role(role.name.clone())),
+            meta,
+            caller.audit_metadata(),
+        )
+        .await;
+        Ok(role)
+    }
+
+    /// Deletes a custom role nobody holds (`roles:manage`).
+    ///
+    /// # Errors
+    /// `NotFound`, `Forbidden` (built-in roles), `Conflict` (in use).
+    pub async fn delete_role(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        name: &str,
+        meta: &RequestMeta,
+    ) -> Result<()> {
+        self.authorize(caller, org, "roles:manage").await?;
+        let name = RoleName::parse(name).map_err(|_| CoreError::NotFound)?;
+        if is_builtin(&name) {
+            return Err(CoreError::Forbidden("built-in roles cannot be deleted".into()));
+        }
+        match self.store.delete_role(org, &name).await? {
+            RoleDeletion::Deleted => {}
+            RoleDeletion::NotFound => return Err(CoreError::NotFound),
+            RoleDeletion::InUse => {
+                return Err(CoreError::Conflict(
+                    "members or pending invitations hold this role; reassign them first".into(),
+                ))
+            }
+        }
+        self.audit_in(
+            Some(org),
+            AuditAction::RoleDeleted,
+            Some(caller.user_id()),
+            Some(AuditValue::Role(name)),
+            meta,
+            caller.audit_metadata(),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// The organization's audit events, newest first (`audit:read`). The
+    /// filter's organization is always the one authorized here.
+    ///
+    /// # Errors
+    /// `NotFound`, `Forbidden`.
+    pub async fn org_audit_log(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        mut filter: AuditFilter,
+        page: PageRequest<AuditEventId>,
+    ) -> Result<Vec<AuditEvent>> {
+        self.authorize(caller, org, "audit:read").await?;
+        filter.org_id = Some(org);
+        Ok(self.store.list_audit(&filter, page).await?)
+    }
+
+    /// The session's active organization with the caller's standing in it;
+    /// `None` when none is active or the membership has ended.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn session_organization(
+        &self,
+        caller: &Caller,
+    ) -> Result<Option<SessionOrganization>> {
+        let org_id = match caller {
+            Caller::Session(p) => self
+                .store
+                .get_session(p.session_id)
+                .await?
+                .and_then(|s| s.org_id),
+            Caller::ApiKey(k) => k.org_id,
+        };
+        let Some(org_id) = org_id else {
+            return Ok(None);
+        };
+        let access = match self.org_access(caller, org_id).await {
+            Ok(access) => access,
+            Err(CoreError::NotFound) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Some(org) = self.store.get_org(org_id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(SessionOrganization { org, access }))
+    }
+
+    /// What `GET /v1/session` shows: the user and the active organization.
+    ///
+    /// # Errors
+    /// `Unauthorized` when the account is gone.
+    pub async fn session_info(
+        &self,
+        caller: &Caller,
+    ) -> Result<(User, Option<SessionOrganization>)> {
+        let user = self
+            .store
+            .get_user(caller.user_id())
+            .await?
+            .ok_or(CoreError::Unauthorized)?;
+        Ok((user, self.session_organization(caller).await?))
+    }
+}
