@@ -50,6 +50,8 @@ const KEYS: &[&str] = &[
     "master_password",
     "master_password_file",
     "require_email_verification",
+    "app_permissions",
+    "api_keys_allow_wildcard",
     "rate_limits",
     "log_format",
 ];
@@ -199,6 +201,8 @@ struct FileConfig {
     master_password: Option<SecretString>,
     master_password_file: Option<String>,
     require_email_verification: Option<Flag>,
+    app_permissions: Option<Vec<String>>,
+    api_keys_allow_wildcard: Option<Flag>,
     rate_limits: Option<Flag>,
     log_format: Option<String>,
 }
@@ -344,6 +348,25 @@ where
     let verify = flag(toml.require_email_verification);
     if let Some(on) = l.typed("require_email_verification", verify, parse_bool)? {
         auth.require_email_verification = on;
+    }
+    // A TOML list, or a comma-separated variable.
+    let app_permissions = toml.app_permissions.map(|list| list.join(","));
+    if let Some(list) = l.text("app_permissions", app_permissions, parse_string)? {
+        auth.app_permissions = list
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect();
+    }
+    let wildcard = flag(toml.api_keys_allow_wildcard);
+    if let Some(on) = l.typed("api_keys_allow_wildcard", wildcard, parse_bool)? {
+        auth.allow_wildcard_api_key_scope = on;
+        if on {
+            warnings.push(
+                "IDENTSPHERE_API_KEYS_ALLOW_WILDCARD=true: API keys may carry every permission of their owner".into(),
+            );
+        }
     }
     auth.validate().map_err(|e| match e.field {
         "jwt_secret" => l.error(

@@ -11,17 +11,17 @@ use identsphere_core::{
 };
 use std::sync::Arc;
 
-type S = Arc<dyn Store>;
+pub(crate) type S = Arc<dyn Store>;
 
-fn now() -> DateTime<Utc> {
+pub(crate) fn now() -> DateTime<Utc> {
     truncate_millis(Utc::now())
 }
 
-fn email(s: &str) -> Email {
+pub(crate) fn email(s: &str) -> Email {
     Email::parse(s).unwrap()
 }
 
-async fn user(s: &S, address: &str) -> User {
+pub(crate) async fn user(s: &S, address: &str) -> User {
     s.create_user(&NewUser {
         id: UserId::new(),
         email: email(address),
@@ -34,7 +34,7 @@ async fn user(s: &S, address: &str) -> User {
     .unwrap()
 }
 
-fn refresh(hash: TokenHash, at: DateTime<Utc>) -> NewRefreshToken {
+pub(crate) fn refresh(hash: TokenHash, at: DateTime<Utc>) -> NewRefreshToken {
     NewRefreshToken {
         id: RefreshTokenId::new(),
         hash,
@@ -43,7 +43,7 @@ fn refresh(hash: TokenHash, at: DateTime<Utc>) -> NewRefreshToken {
     }
 }
 
-async fn session(s: &S, user: UserId, token: &str, at: DateTime<Utc>) -> Session {
+pub(crate) async fn session(s: &S, user: UserId, token: &str, at: DateTime<Utc>) -> Session {
     let new = NewSession {
         id: SessionId::new(),
         user_id: user,

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod cases;
+pub mod org_cases;
 
 /// Expands every case into a test against the stores made by `$factory`.
 #[macro_export]
@@ -28,6 +29,23 @@ macro_rules! conformance_tests {
             audit_events_filter_page_and_outlive_their_actors,
             revocation_feed_announces_revocations
         );
+        $crate::conformance_tests!(@org_cases $factory;
+            orgs_create_get_update_delete,
+            user_orgs_page_by_ascending_id,
+            memberships_read_and_list,
+            member_role_changes_stay_in_their_org,
+            last_owner_cannot_leave,
+            concurrent_owner_changes_never_leave_no_owner,
+            removing_a_member_clears_their_active_org,
+            custom_roles_lifecycle,
+            deleting_an_org_cascades,
+            invitations_replace_list_and_revoke,
+            accepting_an_invitation,
+            failed_acceptance_leaves_the_invitation_pending,
+            concurrent_acceptance_has_one_winner,
+            switching_org_keeps_other_refresh_tokens,
+            api_keys_lifecycle
+        );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
         $(
@@ -35,6 +53,17 @@ macro_rules! conformance_tests {
             async fn $case() {
                 match $factory().await {
                     Some(store) => $crate::cases::$case(store).await,
+                    None => eprintln!("skipped: backend not configured"),
+                }
+            }
+        )*
+    };
+    (@org_cases $factory:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                match $factory().await {
+                    Some(store) => $crate::org_cases::$case(store).await,
                     None => eprintln!("skipped: backend not configured"),
                 }
             }

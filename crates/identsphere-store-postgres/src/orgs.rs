@@ -259,14 +259,18 @@ impl OrgStore for PostgresStore {
     }
 
     async fn list_roles(&self, org: OrgId) -> StoreResult<Vec<Role>> {
-        sqlx::query_as::<_, RoleRow>("SELECT * FROM roles WHERE org_id = $1 ORDER BY name")
-            .bind(org.0)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend)?
-            .into_iter()
-            .map(TryInto::try_into)
-            .collect()
+        // Byte order, as on SQLite and for `RoleName`: the database's default
+        // collation may be a natural-language one that ignores `-` and `_`.
+        sqlx::query_as::<_, RoleRow>(
+            r#"SELECT * FROM roles WHERE org_id = $1 ORDER BY name COLLATE "C""#,
+        )
+        .bind(org.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .into_iter()
+        .map(TryInto::try_into)
+        .collect()
     }
 
     async fn get_role(&self, org: OrgId, name: &RoleName) -> StoreResult<Option<Role>> {

@@ -3,6 +3,7 @@
 use identsphere_core::{
     clock::{Clock, SystemClock},
     password::{HashParams, PasswordPolicy},
+    permissions::Permission,
     tokens::{JwtAlg, SigningSecret},
 };
 use secrecy::SecretString;
@@ -72,6 +73,13 @@ pub struct AuthServiceConfig {
     pub max_json_body: usize,
     /// The clock (tests inject a manual one).
     pub clock: Arc<dyn Clock>,
+    /// Permissions the host application defines (`app:` names, e.g.
+    /// `app:invoices.read`): owners and admins hold them, custom roles and
+    /// API-key scopes may name them.
+    pub app_permissions: Vec<String>,
+    /// Whether API keys may have the scope `*` (all of the owner's
+    /// permissions). Off by default: keys should carry what they need.
+    pub allow_wildcard_api_key_scope: bool,
 }
 
 impl std::fmt::Debug for AuthServiceConfig {
@@ -84,6 +92,7 @@ impl std::fmt::Debug for AuthServiceConfig {
             .field("refresh_expiry", &self.refresh_expiry)
             .field("refresh_reuse_grace", &self.refresh_reuse_grace)
             .field("cookies_secure", &self.cookies_secure)
+            .field("app_permissions", &self.app_permissions)
             .field(
                 "require_email_verification",
                 &self.require_email_verification,
@@ -116,6 +125,8 @@ impl AuthServiceConfig {
             hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_json_body: 64 * 1024,
             clock: Arc::new(SystemClock),
+            app_permissions: Vec::new(),
+            allow_wildcard_api_key_scope: false,
         }
     }
 
@@ -187,7 +198,23 @@ impl AuthServiceConfig {
         if self.hash_concurrency == 0 {
             return Err(ConfigError::new("hash_concurrency", "must be at least 1"));
         }
+        self.parsed_app_permissions()?;
         Ok(())
+    }
+}
+
+impl AuthServiceConfig {
+    pub(crate) fn parsed_app_permissions(&self) -> Result<Vec<Permission>, ConfigError> {
+        self.app_permissions
+            .iter()
+            .map(|raw| match Permission::parse(raw) {
+                Ok(p) if p.as_str().starts_with("app:") => Ok(p),
+                _ => Err(ConfigError::new(
+                    "app_permissions",
+                    format!("{raw:?} is not an app permission: use app: followed by a-z, 0-9, _ . : -"),
+                )),
+            })
+            .collect()
     }
 }
 

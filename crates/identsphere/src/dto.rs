@@ -1,8 +1,9 @@
 //! Request and response bodies. Store records are never serialised directly.
 use chrono::{DateTime, Utc};
 use identsphere_core::{
+    audit::AuditEvent,
     service::IssuedTokens,
-    store::{Session, User},
+    store::{ApiKey, Invitation, Member, Organization, Role, Session, User},
 };
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
@@ -251,13 +252,22 @@ pub struct RevokedCount {
 pub struct SessionInfo {
     /// The user.
     pub user: UserResponse,
-    /// The active organization (none yet).
-    #[schema(value_type = Option<Object>)]
-    pub organization: Option<serde_json::Value>,
-    /// The role in it.
+    /// The active organization (chosen with switch-organization), if any.
+    pub organization: Option<OrganizationRef>,
+    /// The caller's role in it.
     pub role: Option<String>,
-    /// Permission strings: hints for the interface, enforced again by the server.
+    /// Permission strings in the active organization: hints for the
+    /// interface, enforced again by the server on every request.
     pub capabilities: Vec<String>,
+}
+
+/// An organization, briefly.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrganizationRef {
+    /// Opaque id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
 }
 
 /// Health answer.
@@ -269,4 +279,376 @@ pub struct Health {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub checks: Option<serde_json::Value>,
+}
+
+/// A page request: `?limit=&cursor=` (API.md §2).
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Items per page, 1–100 (default 50).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    /// The store's page request; a malformed cursor is a validation error.
+    pub(crate) fn page<C: std::str::FromStr>(
+        &self,
+    ) -> Result<identsphere_core::store::PageRequest<C>, identsphere_core::CoreError> {
+        let limit = self.limit.unwrap_or(50);
+        if !(1..=100).contains(&limit) {
+            return Err(identsphere_core::CoreError::field("limit", "must be 1–100"));
+        }
+        let after = match self.cursor.as_deref() {
+            None | Some("") => None,
+            Some(c) => Some(c.parse().map_err(|_| {
+                identsphere_core::CoreError::field("cursor", "not a cursor from this list")
+            })?),
+        };
+        Ok(identsphere_core::store::PageRequest { after, limit })
+    }
+}
+
+impl<T: ToSchema> Page<T> {
+    /// A page of `items`; the cursor is the last item's id when the page is full.
+    pub(crate) fn of<R>(
+        records: Vec<R>,
+        limit: u32,
+        cursor: impl Fn(&R) -> String,
+        item: impl Fn(R) -> T,
+    ) -> Self {
+        let next_cursor = if records.len() >= limit as usize {
+            records.last().map(cursor)
+        } else {
+            None
+        };
+        Self {
+            items: records.into_iter().map(item).collect(),
+            next_cursor,
+        }
+    }
+}
+
+/// An organization.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrganizationResponse {
+    /// Opaque id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// The caller's role in it.
+    pub role: String,
+}
+
+impl OrganizationResponse {
+    pub(crate) fn new(o: Organization, role: &identsphere_core::permissions::RoleName) -> Self {
+        Self {
+            id: o.id.to_string(),
+            name: o.name,
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+            role: role.to_string(),
+        }
+    }
+}
+
+/// Create or rename an organization.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrganizationBody {
+    /// Display name, 1–100 characters.
+    pub name: String,
+}
+
+/// A member (API.md §2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberResponse {
+    /// The user.
+    pub user_id: String,
+    /// Email address.
+    pub email: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Role.
+    pub role: String,
+    /// When the user joined.
+    pub joined_at: DateTime<Utc>,
+}
+
+impl From<Member> for MemberResponse {
+    fn from(m: Member) -> Self {
+        Self {
+            user_id: m.user_id.to_string(),
+            email: m.email.to_string(),
+            name: m.name,
+            role: m.role.to_string(),
+            joined_at: m.joined_at,
+        }
+    }
+}
+
+/// A membership after a role change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MembershipResponse {
+    /// The organization.
+    pub org_id: String,
+    /// The user.
+    pub user_id: String,
+    /// The new role.
+    pub role: String,
+    /// When the user joined.
+    pub joined_at: DateTime<Utc>,
+}
+
+/// A role assignment.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleBody {
+    /// A built-in role (`owner`, `admin`, `member`) or a custom role's name.
+    pub role: String,
+}
+
+/// A role (API.md §2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleResponse {
+    /// Name.
+    pub name: String,
+    /// Permission names.
+    pub permissions: Vec<String>,
+    /// Whether it is `owner`, `admin` or `member`.
+    pub built_in: bool,
+}
+
+impl RoleResponse {
+    pub(crate) fn new(r: Role, built_in: bool) -> Self {
+        Self {
+            name: r.name.to_string(),
+            permissions: r.permissions.iter().map(ToString::to_string).collect(),
+            built_in,
+        }
+    }
+}
+
+/// A new custom role.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRoleBody {
+    /// Name: 1–64 characters of a-z, 0-9, `_` and `-`.
+    pub name: String,
+    /// Permission names from the catalogue or registered `app:*` names.
+    pub permissions: Vec<String>,
+}
+
+/// A custom role's new permissions.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRoleBody {
+    /// Permission names (replace the current ones).
+    pub permissions: Vec<String>,
+}
+
+/// An invitation request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvitationBody {
+    /// Who to invite.
+    pub email: String,
+    /// The role they get on accepting.
+    pub role: String,
+}
+
+/// An invitation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationResponse {
+    /// Opaque id.
+    pub id: String,
+    /// The organization.
+    pub org_id: String,
+    /// Who is invited.
+    pub email: String,
+    /// The role they get.
+    pub role: String,
+    /// `pending` or `expired`.
+    pub status: &'static str,
+    /// Who invited them.
+    pub invited_by: Option<String>,
+    /// Sent at.
+    pub created_at: DateTime<Utc>,
+    /// Expires at (7 days after sending).
+    pub expires_at: DateTime<Utc>,
+}
+
+impl InvitationResponse {
+    pub(crate) fn new(i: Invitation, now: DateTime<Utc>) -> Self {
+        Self {
+            status: if i.is_pending(now) { "pending" } else { "expired" },
+            id: i.id.to_string(),
+            org_id: i.org_id.to_string(),
+            email: i.email.to_string(),
+            role: i.role.to_string(),
+            invited_by: i.invited_by.map(|u| u.to_string()),
+            created_at: i.created_at,
+            expires_at: i.expires_at,
+        }
+    }
+}
+
+/// Accepting an invitation.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptInvitationBody {
+    /// The `token` query parameter of the emailed link.
+    pub token: String,
+    /// Password of the account to create (required when the address has none).
+    #[schema(format = Password)]
+    pub password: Option<String>,
+    /// Name of the account to create.
+    pub name: Option<String>,
+}
+
+/// An accepted invitation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AcceptedInvitationResponse {
+    /// `"accepted"`.
+    pub status: &'static str,
+    /// The organization joined.
+    pub organization_id: String,
+    /// The role held there.
+    pub role: String,
+    /// The member.
+    pub user: UserResponse,
+    /// When accepting created the account: its first session (also set as cookies).
+    pub tokens: Option<TokenPairResponse>,
+}
+
+/// Switching the active organization.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchOrganizationBody {
+    /// The organization to make active; `null` for none.
+    pub org_id: Option<String>,
+}
+
+/// A new API key.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyBody {
+    /// Label, 1–100 characters.
+    pub name: String,
+    /// Non-empty list of permission names, plus `users:read`, `users:write`, `scim`
+    /// (`*` only where the server allows it).
+    pub scopes: Vec<String>,
+    /// Optional expiry (RFC 3339).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// For an organization key: the organization (needs `api_keys:manage` there).
+    pub org_id: Option<String>,
+}
+
+/// An API key (never its secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyResponse {
+    /// Opaque id.
+    pub id: String,
+    /// Label.
+    pub name: String,
+    /// The key's first characters, to tell keys apart.
+    pub prefix: String,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// The organization of an organization key.
+    pub org_id: Option<String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Expiry.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Last use (to the minute).
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl From<ApiKey> for ApiKeyResponse {
+    fn from(k: ApiKey) -> Self {
+        Self {
+            id: k.id.to_string(),
+            name: k.name,
+            prefix: k.prefix,
+            scopes: k.scopes,
+            org_id: k.org_id.map(|o| o.to_string()),
+            created_at: k.created_at,
+            expires_at: k.expires_at,
+            last_used_at: k.last_used_at,
+        }
+    }
+}
+
+/// A key just created: the only response that ever holds its secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedApiKeyResponse {
+    /// The key.
+    #[serde(flatten)]
+    pub api_key: ApiKeyResponse,
+    /// The secret (`isk_…`): store it now, it is not shown again.
+    pub key: String,
+}
+
+/// Audit-log filters (API.md §6) with the page.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Dotted action name, e.g. `member.role_changed`.
+    pub action: Option<String>,
+    /// Only events by this user.
+    pub actor_id: Option<String>,
+    /// At or after (RFC 3339).
+    pub since: Option<DateTime<Utc>>,
+    /// Before (RFC 3339).
+    pub until: Option<DateTime<Utc>>,
+    /// Items per page, 1–100 (default 50).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// An audit event (API.md §6).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEventResponse {
+    /// Opaque, time-ordered id.
+    pub id: String,
+    /// When.
+    pub occurred_at: DateTime<Utc>,
+    /// Dotted action name.
+    pub action: String,
+    /// Who.
+    pub actor_id: Option<String>,
+    /// Organization.
+    pub org_id: Option<String>,
+    /// What it was done to.
+    pub target_id: Option<String>,
+    /// Client address.
+    pub ip: Option<String>,
+    /// Client user agent.
+    pub user_agent: Option<String>,
+    /// Opaque ids only.
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+}
+
+impl From<AuditEvent> for AuditEventResponse {
+    fn from(e: AuditEvent) -> Self {
+        Self {
+            id: e.id.to_string(),
+            occurred_at: e.occurred_at,
+            action: e.action,
+            actor_id: e.actor_id.map(|u| u.to_string()),
+            org_id: e.org_id.map(|o| o.to_string()),
+            target_id: e.target_id,
+            ip: e.ip,
+            user_agent: e.user_agent,
+            metadata: e.metadata,
+        }
+    }
 }

@@ -126,7 +126,7 @@ impl ApiError {
                         "the request has invalid fields".into(),
                     )
                 },
-                CoreError::Forbidden => p(S::FORBIDDEN, "forbidden", "Forbidden", e.to_string()),
+                CoreError::Forbidden(_) => p(S::FORBIDDEN, "forbidden", "Forbidden", e.to_string()),
                 CoreError::NotFound => p(S::NOT_FOUND, "not_found", "Not found", e.to_string()),
                 CoreError::Conflict(m) => p(S::CONFLICT, "conflict", "Conflict", m.clone()),
                 CoreError::RateLimited { retry_after_secs } => Parts {

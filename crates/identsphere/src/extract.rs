@@ -13,7 +13,7 @@ use axum::{
 use axum_extra::extract::CookieJar;
 use identsphere_core::{
     secret::constant_time_eq,
-    service::{Principal, RequestMeta},
+    service::{Caller, Principal, RequestMeta, API_KEY_PREFIX},
     CoreError, FieldError,
 };
 use serde::de::DeserializeOwned;
@@ -103,7 +103,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
     }
 }
 
-/// The authenticated caller.
+/// A signed-in session (access token). API keys are refused with 403: the
+/// endpoints behind this extractor (sign-out, passwords, sessions, keys)
+/// belong to people, not to scripts.
 ///
 /// `Authorization: Bearer` wins when present (an invalid one is refused, not
 /// retried with cookies). Otherwise the `identsphere_access` cookie is used,
@@ -112,12 +114,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
 #[derive(Debug, Clone)]
 pub struct Auth(pub Principal);
 
+/// A session or an API key (`Authorization: Bearer isk_…` or `x-api-key`).
+/// Handlers check the key's scopes through the core service.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Caller);
+
 /// How a request carried its credentials.
 pub(crate) enum Credential {
+    /// `Authorization: Bearer` (a JWT or an API key) or `x-api-key`.
     Bearer(String),
     Cookie(String),
     None,
 }
+
+/// The `x-api-key` header (API.md §3).
+pub const API_KEY_HEADER: &str = "x-api-key";
 
 pub(crate) fn credential(headers: &HeaderMap, jar: &CookieJar) -> Result<Credential, ApiError> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
@@ -127,6 +138,13 @@ pub(crate) fn credential(headers: &HeaderMap, jar: &CookieJar) -> Result<Credent
             return Err(CoreError::Unauthorized.into());
         }
         return Ok(Credential::Bearer(token.trim().to_owned()));
+    }
+    if let Some(value) = headers.get(API_KEY_HEADER) {
+        let key = value.to_str().map_err(|_| CoreError::Unauthorized)?.trim();
+        if !key.starts_with(API_KEY_PREFIX) {
+            return Err(CoreError::Unauthorized.into());
+        }
+        return Ok(Credential::Bearer(key.to_owned()));
     }
     match jar.get(ACCESS) {
         Some(c) if !c.value().is_empty() => Ok(Credential::Cookie(c.value().to_owned())),
@@ -151,6 +169,43 @@ pub(crate) fn check_csrf(
     }
 }
 
+/// Authenticates whatever credential the request carries.
+pub(crate) async fn authenticate(
+    method: &Method,
+    headers: &HeaderMap,
+    state: &AppState,
+) -> Result<Caller, ApiError> {
+    let jar = CookieJar::from_headers(headers);
+    let token = match credential(headers, &jar)? {
+        Credential::Bearer(t) => t,
+        Credential::Cookie(t) => {
+            check_csrf(method, headers, &jar)?;
+            t
+        }
+        Credential::None => return Err(CoreError::Unauthorized.into()),
+    };
+    let caller = state.identity.authenticate_caller(&token).await?;
+    tracing::Span::current().record("user.id", tracing::field::display(caller.user_id()));
+    Ok(caller)
+}
+
+impl<S> FromRequestParts<S> for Authenticated
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(Self(caller.clone()));
+        }
+        let caller = authenticate(&parts.method, &parts.headers, &AppState::from_ref(state)).await?;
+        parts.extensions.insert(caller.clone());
+        Ok(Self(caller))
+    }
+}
+
 impl<S> FromRequestParts<S> for Auth
 where
     S: Send + Sync,
@@ -159,19 +214,8 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let state = AppState::from_ref(state);
-        let jar = CookieJar::from_headers(&parts.headers);
-        let token = match credential(&parts.headers, &jar)? {
-            Credential::Bearer(t) => t,
-            Credential::Cookie(t) => {
-                check_csrf(&parts.method, &parts.headers, &jar)?;
-                t
-            }
-            Credential::None => return Err(CoreError::Unauthorized.into()),
-        };
-        let principal = state.identity.authenticate(&token).await?;
-        tracing::Span::current().record("user.id", tracing::field::display(principal.user_id));
-        Ok(Self(principal))
+        let Authenticated(caller) = Authenticated::from_request_parts(parts, state).await?;
+        Ok(Self(caller.session()?.clone()))
     }
 }
 
@@ -193,5 +237,24 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(512).collect());
         Ok(Self(RequestMeta { ip, user_agent }))
+    }
+}
+
+/// Query parameters; a malformed query is a 422 `validation_failed`, not
+/// axum's plain-text rejection.
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded::from_str(query).map(Query).map_err(|e| {
+            ApiError::Core(CoreError::Validation(vec![FieldError::new(
+                "query",
+                e.to_string(),
+            )]))
+        })
     }
 }

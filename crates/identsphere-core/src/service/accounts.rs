@@ -3,6 +3,7 @@ use super::{Identity, Principal, RequestMeta};
 use crate::{
     audit::{AuditAction, AuditMetadata, AuditValue},
     error::{CoreError, Result},
+    ids::UserId,
     mail::templates,
     password::check_size,
     secret::TokenHash,
@@ -385,11 +386,7 @@ impl Identity {
     ///
     /// # Errors
     /// `Validation` for a bad name.
-    pub async fn update_profile(
-        &self,
-        principal: &Principal,
-        name: Option<Option<String>>,
-    ) -> Result<User> {
+    pub async fn update_profile(&self, user: UserId, name: Option<Option<String>>) -> Result<User> {
         let name = match name {
             Some(n) => Some(clean_name(n)?),
             None => None,
@@ -400,7 +397,7 @@ impl Identity {
         };
         match self
             .store
-            .update_user(principal.user_id, &patch, self.clock.now())
+            .update_user(user, &patch, self.clock.now())
             .await
         {
             Err(StoreError::NotFound) => Err(CoreError::Unauthorized),

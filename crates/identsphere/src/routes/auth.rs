@@ -14,6 +14,7 @@
 //! | POST | /v1/auth/password/change | [`change_password`] |
 //! | POST | /v1/auth/email/change | [`change_email`] |
 //! | POST | /v1/auth/email/change/confirm | [`confirm_email_change`] |
+//! | POST | /v1/auth/switch-organization | [`switch_organization`] |
 use crate::{
     cookies::REFRESH,
     dto::*,
@@ -48,6 +49,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(change_password))
         .routes(routes!(change_email))
         .routes(routes!(confirm_email_change))
+        .routes(routes!(switch_organization))
 }
 
 /// Creates an account and emails a verification link. A taken address gets
@@ -320,4 +322,39 @@ pub async fn confirm_email_change(
             .await?
             .into(),
     ))
+}
+
+/// Makes an organization the session's active one (`null`: none) and
+/// returns a new pair whose access token carries `org_id` and `org_role`.
+/// The session's other refresh tokens stay valid. Cookies are updated when
+/// the request was authenticated by cookie.
+#[utoipa::path(post, path = "/v1/auth/switch-organization", tag = "auth", request_body = SwitchOrganizationBody, responses(
+    (status = 200, body = TokenPairResponse),
+    (status = 401, body = Problem),
+    (status = 403, description = "`csrf_failed`, or an API key", body = Problem),
+    (status = 404, description = "Not a member of that organization", body = Problem),
+), security(("bearer" = []), ("cookie" = [])))]
+pub async fn switch_organization(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    ClientMeta(meta): ClientMeta,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Json(body): Json<SwitchOrganizationBody>,
+) -> ApiResult<Response> {
+    let org = match body.org_id.as_deref() {
+        Some(raw) => Some(raw.parse().map_err(|_| CoreError::NotFound)?),
+        None => None,
+    };
+    let tokens = state
+        .identity
+        .switch_organization(&principal, org, &meta)
+        .await?;
+    let via_cookie = !headers.contains_key(axum::http::header::AUTHORIZATION);
+    if via_cookie {
+        let jar = state.cookies.set_session(jar, &tokens);
+        Ok((jar, axum::Json(TokenPairResponse::from(tokens))).into_response())
+    } else {
+        Ok(axum::Json(TokenPairResponse::from(tokens)).into_response())
+    }
 }

@@ -1,6 +1,9 @@
 //! The HTTP surface: one module per resource, merged here with the layers.
+pub mod api_keys;
 pub mod auth;
 pub mod health;
+pub mod invitations;
+pub mod organizations;
 pub mod sessions;
 pub mod users;
 pub mod wellknown;
@@ -33,6 +36,8 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "auth", description = "Sign-up, sign-in, tokens, passwords and email"),
         (name = "sessions", description = "The caller's sessions"),
         (name = "users", description = "The caller's account"),
+        (name = "organizations", description = "Organizations, members, roles, invitations and the audit log. Another organization's ids answer 404"),
+        (name = "api-keys", description = "Scoped API keys (`isk_…`), shown once"),
         (name = "operations", description = "Health, keys and this document"),
     )
 )]
@@ -59,6 +64,13 @@ impl Modify for SecuritySchemes {
                 "Access-token cookie; unsafe methods must echo the identsphere_csrf cookie in X-CSRF-Token",
             ))),
         );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                crate::extract::API_KEY_HEADER,
+                "An API key (`isk_…`), here or as `Authorization: Bearer isk_…`; its scopes limit what it may do",
+            ))),
+        );
     }
 }
 
@@ -67,6 +79,10 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(auth::router())
         .merge(sessions::router())
         .merge(users::router())
+        .merge(organizations::router())
+        .merge(invitations::router())
+        .merge(invitations::router_public())
+        .merge(api_keys::router())
         .merge(wellknown::router())
         .merge(health::router())
 }

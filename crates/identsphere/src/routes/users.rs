@@ -6,12 +6,13 @@
 //! | PATCH | /v1/users/me | [`update_me`] |
 //! | GET | /v1/session | [`session`] |
 use crate::{
-    dto::{SessionInfo, UpdateMeBody, UserResponse},
+    dto::{OrganizationRef, SessionInfo, UpdateMeBody, UserResponse},
     error::{ApiResult, Problem},
-    extract::{Auth, Json},
+    extract::{Auth, Authenticated, Json},
     state::AppState,
 };
 use axum::extract::State;
+use identsphere_core::service::Caller;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// The routes of this module.
@@ -21,35 +22,39 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(session))
 }
 
-/// The caller's profile.
+/// The caller's profile (API keys: scope `users:read`).
 #[utoipa::path(get, path = "/v1/users/me", tag = "users", responses(
     (status = 200, body = UserResponse),
     (status = 401, body = Problem),
-), security(("bearer" = []), ("cookie" = [])))]
+    (status = 403, body = Problem),
+), security(("bearer" = []), ("cookie" = []), ("api_key" = [])))]
 pub async fn me(
     State(state): State<AppState>,
-    Auth(principal): Auth,
+    Authenticated(caller): Authenticated,
 ) -> ApiResult<axum::Json<UserResponse>> {
-    Ok(axum::Json(
-        state.identity.current_user(&principal).await?.into(),
-    ))
+    caller.require_scope("users:read")?;
+    let (user, _) = state.identity.session_info(&caller).await?;
+    Ok(axum::Json(user.into()))
 }
 
-/// Updates the caller's profile (the email changes through `/v1/auth/email/change`).
+/// Updates the caller's profile (the email changes through
+/// `/v1/auth/email/change`; API keys: scope `users:write`).
 #[utoipa::path(patch, path = "/v1/users/me", tag = "users", request_body = UpdateMeBody, responses(
     (status = 200, body = UserResponse),
     (status = 401, body = Problem),
+    (status = 403, body = Problem),
     (status = 422, body = Problem),
-), security(("bearer" = []), ("cookie" = [])))]
+), security(("bearer" = []), ("cookie" = []), ("api_key" = [])))]
 pub async fn update_me(
     State(state): State<AppState>,
-    Auth(principal): Auth,
+    Authenticated(caller): Authenticated,
     Json(body): Json<UpdateMeBody>,
 ) -> ApiResult<axum::Json<UserResponse>> {
+    caller.require_scope("users:write")?;
     Ok(axum::Json(
         state
             .identity
-            .update_profile(&principal, body.name)
+            .update_profile(caller.user_id(), body.name)
             .await?
             .into(),
     ))
@@ -65,13 +70,27 @@ pub async fn session(
     State(state): State<AppState>,
     Auth(principal): Auth,
 ) -> ApiResult<axum::Json<SessionInfo>> {
-    let user = state.identity.current_user(&principal).await?;
+    // Role and capabilities come from the membership as it is now, never
+    // from the token's claims.
+    let (user, org) = state
+        .identity
+        .session_info(&Caller::Session(principal))
+        .await?;
+    let (organization, role, capabilities) = match org {
+        Some(o) => (
+            Some(OrganizationRef {
+                id: o.org.id.to_string(),
+                name: o.org.name,
+            }),
+            Some(o.access.role.to_string()),
+            o.access.permissions.iter().map(ToString::to_string).collect(),
+        ),
+        None => (None, None, Vec::new()),
+    };
     Ok(axum::Json(SessionInfo {
         user: user.into(),
-        organization: None,
-        // Organizations arrive with issue 3; the role will be read from the
-        // membership then, never taken from the token's claims.
-        role: None,
-        capabilities: Vec::new(),
+        organization,
+        role,
+        capabilities,
     }))
 }
