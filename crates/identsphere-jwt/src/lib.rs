@@ -7,15 +7,27 @@
 //! `RS256` or `EdDSA`): an `HS256` server publishes no keys.
 //!
 //! ```no_run
-//! use identsphere_jwt::Validator;
+//! use axum::{routing::get, Extension, Router};
+//! use identsphere_jwt::{Claims, RequireAuthLayer, Validator};
 //! use std::time::Duration;
 //!
-//! # async fn run(token: &str) -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let validator = Validator::builder("https://auth.example.com", "identsphere")
 //!     .cache_ttl(Duration::from_secs(300))
 //!     .build()?;
+//!
+//! // Validate a token yourself...
+//! # let token = "";
 //! let claims = validator.validate(token).await?;
 //! println!("user {} in session {}", claims.sub, claims.sid);
+//!
+//! // ...or protect a whole router: 401 problem+json without a valid token.
+//! async fn whoami(Extension(claims): Extension<Claims>) -> String {
+//!     claims.sub
+//! }
+//! let app: Router = Router::new()
+//!     .route("/whoami", get(whoami))
+//!     .layer(RequireAuthLayer::new(validator));
 //! # Ok(()) }
 //! ```
 //!
@@ -33,21 +45,32 @@
 //!   at most once per cooldown; concurrent validations share one fetch.
 //! - When the JWKS cannot be fetched, a cached copy keeps being used for a
 //!   bounded time; with none, validation fails with
-//!   [`ValidationError::JwksUnavailable`].
+//!   [`ValidationError::JwksUnavailable`] (HTTP 503 from the layer, not 401).
 //!
 //! A validator that never calls the server cannot see revoked sessions: a
 //! revoked session's tokens stay valid here until they expire (15 minutes
 //! by default).
 //!
+//! # Features
+//!
+//! - `axum` (off by default): `Claims` becomes an extractor reading what
+//!   [`RequireAuthLayer`] stored, and `Authenticated` validates by itself
+//!   with a `Validator` from the router state.
 #![deny(missing_docs)]
 
 mod algorithm;
+#[cfg(feature = "axum")]
+mod axum;
 mod claims;
 mod error;
 mod jwks;
+mod layer;
 mod validator;
 
 pub use algorithm::{Algorithm, UnsupportedAlgorithm};
+#[cfg(feature = "axum")]
+pub use axum::Authenticated;
 pub use claims::{Actor, Claims};
 pub use error::{BuildError, JwksError, ValidationError};
+pub use layer::{AuthRejection, RequireAuth, RequireAuthLayer};
 pub use validator::{Validator, ValidatorBuilder};
