@@ -5,6 +5,7 @@
 mod support;
 
 mod cache;
+mod example;
 #[cfg(feature = "axum")]
 mod extract;
 mod forged;
