@@ -6,10 +6,13 @@
 mod support;
 
 mod accounts;
+mod api_keys;
 mod audit;
 mod bad_input;
 mod instances;
+mod invitations;
 mod openapi;
+mod organizations;
 mod refresh;
 mod sessions;
 mod tokens;

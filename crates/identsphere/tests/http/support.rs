@@ -194,6 +194,63 @@ impl TestApp {
             .unwrap()
     }
 
+    pub async fn patch_bearer(&self, path: &str, token: &str, body: Value) -> Response {
+        self.http
+            .patch(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates an organization as `token`'s user; returns its id.
+    pub async fn org(&self, token: &str, name: &str) -> String {
+        let r = self
+            .post_bearer("/v1/organizations", token, json!({ "name": name }))
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+        let body: Value = r.json().await.unwrap();
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Invites `email` into `org` as `role` (by `inviter`) and returns the
+    /// emailed token.
+    pub async fn invite(&self, inviter: &str, org: &str, email: &str, role: &str) -> String {
+        let before = self.mail.count_to(email);
+        let r = self
+            .post_bearer(
+                &format!("/v1/organizations/{org}/invitations"),
+                inviter,
+                json!({ "email": email, "role": role }),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+        self.mail
+            .nth_to(email, before)
+            .await
+            .token()
+            .expect("invitation link")
+    }
+
+    /// A new user who joins `org` as `role` through an invitation; returns
+    /// `(access_token, user_id)`.
+    pub async fn member(&self, inviter: &str, org: &str, email: &str, role: &str) -> (String, String) {
+        let token = self.invite(inviter, org, email, role).await;
+        let r = self
+            .post(
+                "/v1/auth/invitations/accept",
+                json!({ "token": token, "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+        let body: Value = r.json().await.unwrap();
+        (
+            body["tokens"]["access_token"].as_str().unwrap().to_owned(),
+            body["user"]["id"].as_str().unwrap().to_owned(),
+        )
+    }
+
     /// Signs up and verifies through the emailed link.
     pub async fn signup_verified(&self, email: &str) {
         let r = self
