@@ -211,7 +211,9 @@ impl AuthServiceConfig {
                 Ok(p) if p.as_str().starts_with("app:") => Ok(p),
                 _ => Err(ConfigError::new(
                     "app_permissions",
-                    format!("{raw:?} is not an app permission: use app: followed by a-z, 0-9, _ . : -"),
+                    format!(
+                        "{raw:?} is not an app permission: use app: followed by a-z, 0-9, _ . : -"
+                    ),
                 )),
             })
             .collect()

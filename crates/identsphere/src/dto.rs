@@ -486,7 +486,11 @@ pub struct InvitationResponse {
 impl InvitationResponse {
     pub(crate) fn new(i: Invitation, now: DateTime<Utc>) -> Self {
         Self {
-            status: if i.is_pending(now) { "pending" } else { "expired" },
+            status: if i.is_pending(now) {
+                "pending"
+            } else {
+                "expired"
+            },
             id: i.id.to_string(),
             org_id: i.org_id.to_string(),
             email: i.email.to_string(),

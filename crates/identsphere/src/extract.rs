@@ -200,7 +200,8 @@ where
         if let Some(caller) = parts.extensions.get::<Caller>() {
             return Ok(Self(caller.clone()));
         }
-        let caller = authenticate(&parts.method, &parts.headers, &AppState::from_ref(state)).await?;
+        let caller =
+            authenticate(&parts.method, &parts.headers, &AppState::from_ref(state)).await?;
         parts.extensions.insert(caller.clone());
         Ok(Self(caller))
     }

@@ -12,8 +12,8 @@
 use super::organizations::path_id;
 use crate::{
     dto::{
-        AcceptInvitationBody, AcceptedInvitationResponse, InvitationBody, InvitationResponse,
-        Page, PageQuery, TokenPairResponse,
+        AcceptInvitationBody, AcceptedInvitationResponse, InvitationBody, InvitationResponse, Page,
+        PageQuery, TokenPairResponse,
     },
     error::{ApiError, ApiResult, Problem},
     extract::{authenticate, Authenticated, ClientMeta, Json, Query},

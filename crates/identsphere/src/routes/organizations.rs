@@ -71,7 +71,10 @@ pub async fn create(
     ClientMeta(meta): ClientMeta,
     Json(body): Json<OrganizationBody>,
 ) -> ApiResult<(StatusCode, axum::Json<OrganizationResponse>)> {
-    let org = state.identity.create_org(&caller, &body.name, &meta).await?;
+    let org = state
+        .identity
+        .create_org(&caller, &body.name, &meta)
+        .await?;
     let owner = RoleName::builtin(RoleName::OWNER);
     Ok((
         StatusCode::CREATED,
@@ -279,7 +282,10 @@ pub async fn create_role(
         .identity
         .create_role(&caller, path_id(&id)?, &body.name, &body.permissions, &meta)
         .await?;
-    Ok((StatusCode::CREATED, axum::Json(RoleResponse::new(role, false))))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(RoleResponse::new(role, false)),
+    ))
 }
 
 /// Replaces a custom role's permissions (`roles:manage`); built-in roles are fixed.

@@ -83,7 +83,11 @@ pub async fn session(
                 name: o.org.name,
             }),
             Some(o.access.role.to_string()),
-            o.access.permissions.iter().map(ToString::to_string).collect(),
+            o.access
+                .permissions
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
         ),
         None => (None, None, Vec::new()),
     };

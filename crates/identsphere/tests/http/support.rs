@@ -209,7 +209,12 @@ impl TestApp {
         let r = self
             .post_bearer("/v1/organizations", token, json!({ "name": name }))
             .await;
-        assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+        assert_eq!(
+            r.status(),
+            StatusCode::CREATED,
+            "{}",
+            r.text().await.unwrap()
+        );
         let body: Value = r.json().await.unwrap();
         body["id"].as_str().unwrap().to_owned()
     }
@@ -225,7 +230,12 @@ impl TestApp {
                 json!({ "email": email, "role": role }),
             )
             .await;
-        assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+        assert_eq!(
+            r.status(),
+            StatusCode::CREATED,
+            "{}",
+            r.text().await.unwrap()
+        );
         self.mail
             .nth_to(email, before)
             .await
@@ -235,7 +245,13 @@ impl TestApp {
 
     /// A new user who joins `org` as `role` through an invitation; returns
     /// `(access_token, user_id)`.
-    pub async fn member(&self, inviter: &str, org: &str, email: &str, role: &str) -> (String, String) {
+    pub async fn member(
+        &self,
+        inviter: &str,
+        org: &str,
+        email: &str,
+        role: &str,
+    ) -> (String, String) {
         let token = self.invite(inviter, org, email, role).await;
         let r = self
             .post(
