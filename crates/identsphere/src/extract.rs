@@ -259,3 +259,131 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
         })
     }
 }
+
+// The principal for host applications: who is calling and what they may do in
+// their active organization.
+
+use identsphere_core::{
+    ids::{OrgId, UserId},
+    permissions::{Permissions, RoleName},
+    service::OrgAccess,
+};
+
+/// Callers without an active organization hold no permissions.
+static NO_PERMISSIONS: Permissions = Permissions::new();
+
+/// The caller (a session or an API key) with its standing in its active
+/// organization, for the host application's handlers.
+///
+/// The active organization is the one the session switched to
+/// (`POST /v1/auth/switch-organization`), or the organization of an
+/// organization API key. Sessions with none active, personal API keys and
+/// memberships that have ended have no organization, and therefore no
+/// permissions: permissions come from memberships and roles only, never from
+/// the account (SECURITY.md rule 16). The membership and role are read from
+/// the store on each request, so a role change or a removal applies at once;
+/// an API key's permissions are its role's, narrowed to its scopes.
+///
+/// Credentials are those of [`Authenticated`]: `Authorization: Bearer` (a JWT
+/// or an `isk_` key), `x-api-key`, or the access cookie with the CSRF echo on
+/// unsafe methods. Rejections are problem+json: 401 `unauthorized` without a
+/// valid credential, 403 `csrf_failed`, 500 when the store fails.
+///
+/// It needs no layer. Behind [`crate::guard::RequirePermission`] it is the
+/// value the guard resolved (kept in the request extensions), so the store is
+/// read once per request.
+///
+/// ```no_run
+/// use identsphere::{error::ApiError, CurrentUser};
+///
+/// async fn export(user: CurrentUser) -> Result<String, ApiError> {
+///     user.require("app:invoices.export")?;
+///     Ok(format!("invoices of {:?}", user.org_id()))
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    /// The authenticated session or API key.
+    pub caller: Caller,
+    /// The caller's standing in its active organization, if it has one.
+    pub organization: Option<OrgAccess>,
+}
+
+impl CurrentUser {
+    /// Resolves `caller`'s active organization and its standing there.
+    ///
+    /// # Errors
+    /// A store failure (500 `internal_error`).
+    pub async fn resolve(state: &AppState, caller: Caller) -> Result<Self, ApiError> {
+        let organization = state
+            .identity
+            .session_organization(&caller)
+            .await?
+            .map(|active| active.access);
+        Ok(Self {
+            caller,
+            organization,
+        })
+    }
+
+    /// The user the caller acts for (an API key acts for its owner).
+    pub fn user_id(&self) -> UserId {
+        self.caller.user_id()
+    }
+
+    /// The active organization.
+    pub fn org_id(&self) -> Option<OrgId> {
+        self.organization.as_ref().map(|o| o.org_id)
+    }
+
+    /// The caller's role in the active organization.
+    pub fn role(&self) -> Option<&RoleName> {
+        self.organization.as_ref().map(|o| &o.role)
+    }
+
+    /// What the caller may do in the active organization; empty without one.
+    pub fn permissions(&self) -> &Permissions {
+        self.organization
+            .as_ref()
+            .map_or(&NO_PERMISSIONS, |o| &o.permissions)
+    }
+
+    /// Whether the caller holds `permission` in the active organization.
+    pub fn has(&self, permission: &str) -> bool {
+        self.organization
+            .as_ref()
+            .is_some_and(|o| o.allows(permission))
+    }
+
+    /// Refuses a caller without `permission` in the active organization.
+    ///
+    /// # Errors
+    /// 403 `forbidden`, naming the permission.
+    pub fn require(&self, permission: &str) -> Result<(), ApiError> {
+        match &self.organization {
+            Some(access) => Ok(access.require(permission)?),
+            None => Err(CoreError::Forbidden(format!(
+                "requires the permission {permission} in an active organization, and none is active"
+            ))
+            .into()),
+        }
+    }
+}
+
+impl<S> FromRequestParts<S> for CurrentUser
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if let Some(user) = parts.extensions.get::<CurrentUser>() {
+            return Ok(user.clone());
+        }
+        let Authenticated(caller) = Authenticated::from_request_parts(parts, state).await?;
+        let user = Self::resolve(&AppState::from_ref(state), caller).await?;
+        parts.extensions.insert(user.clone());
+        Ok(user)
+    }
+}

@@ -1,17 +1,39 @@
 //! IdentSphere as a library: the identity service as Axum routers.
 //!
+//! [`AuthService::router`] is the whole API (sign-up, sessions, organizations,
+//! keys, JWKS, health, `/openapi.json`); each handler authenticates for itself,
+//! so it is mounted as is. The host's own routes take the caller from the
+//! [`CurrentUser`] extractor and are guarded by
+//! [`AuthService::require_permission`]. Hosts that assemble the API from
+//! [`routes`] themselves mount [`AuthService::public_router`] (accepting an
+//! invitation, which must work before a session exists) outside their own
+//! authentication middleware.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use identsphere::{AuthService, AuthServiceConfig};
+//! use axum::{routing::get, Json, Router};
+//! use identsphere::{AuthService, AuthServiceConfig, CurrentUser};
 //! use secrecy::SecretString;
 //!
-//! let config = AuthServiceConfig::new(
+//! let mut config = AuthServiceConfig::new(
 //!     "sqlite://identsphere.db",
 //!     "http://localhost:8080".parse()?,
 //!     SecretString::from("a secret of at least thirty-two bytes!"),
 //! );
+//! config.app_permissions = vec!["app:invoices.read".into()];
 //! let auth = AuthService::new(config).await?;
-//! let app = axum::Router::new().merge(auth.router());
+//!
+//! async fn invoices(user: CurrentUser) -> Json<Vec<String>> {
+//!     // The guard let the request in: the caller holds app:invoices.read in
+//!     // its active organization. Scope every query by that organization.
+//!     Json(vec![format!("invoices of {:?}", user.org_id())])
+//! }
+//!
+//! let app = Router::new()
+//!     .route("/invoices", get(invoices))
+//!     .route_layer(auth.require_permission("app:invoices.read"))
+//!     .with_state(auth.state().clone())
+//!     .merge(auth.router());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await?;
 //! # Ok(()) }
@@ -23,13 +45,15 @@ mod cookies;
 mod dto;
 pub mod error;
 pub mod extract;
+pub mod guard;
 mod mail;
 pub mod routes;
 mod state;
 mod store;
 
 pub use config::{AuthServiceConfig, ConfigError};
-pub use extract::Auth;
+pub use extract::{Auth, CurrentUser};
+pub use guard::RequirePermission;
 pub use identsphere_core as core;
 pub use state::AppState;
 
@@ -141,6 +165,52 @@ impl AuthService {
     /// Every route (API, JWKS, health, `/openapi.json`) with its layers, state applied.
     pub fn router(&self) -> axum::Router {
         routes::router(self.state.clone())
+    }
+
+    /// `POST /v1/auth/invitations/accept` alone, with its state applied, for
+    /// hosts that mount IdentSphere's routes behind their own authentication
+    /// middleware: this one must stay outside it, because invitees accept
+    /// before they have a session (SECURITY.md rule 17). It carries the JSON
+    /// body limit and the `Cache-Control: no-store` and `nosniff` headers of
+    /// [`Self::router`]. [`Self::router`] already contains this route: mount
+    /// one or the other, not both.
+    pub fn public_router(&self) -> axum::Router {
+        use axum::http::{header, HeaderValue};
+        use tower_http::set_header::SetResponseHeaderLayer;
+        let (routes, _) = routes::invitations::router_public().split_for_parts();
+        routes
+            .layer(axum::extract::DefaultBodyLimit::max(self.state.max_json_body))
+            // The answer carries tokens.
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store"),
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ))
+            .with_state(self.state.clone())
+    }
+
+    /// A layer for the host's routes that admits only callers holding
+    /// `permission` in their active organization; see [`RequirePermission`].
+    ///
+    /// ```no_run
+    /// # fn mount(auth: identsphere::AuthService, reports: axum::Router<identsphere::AppState>) {
+    /// let guarded = reports.route_layer(auth.require_permission("audit:read"));
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    /// When `permission` is not a permission name, or is an `app:` permission
+    /// missing from `app_permissions`: a programming error found when the
+    /// router is built, like an invalid route path. [`RequirePermission::new`]
+    /// returns the error instead.
+    pub fn require_permission(&self, permission: &str) -> RequirePermission {
+        match RequirePermission::new(self.state.clone(), permission) {
+            Ok(guard) => guard,
+            Err(e) => panic!("require_permission: {e}"),
+        }
     }
 
     /// The OpenAPI document of [`Self::router`].

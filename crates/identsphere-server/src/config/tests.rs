@@ -308,3 +308,37 @@ fn debug_shows_no_secret() {
         assert!(!debug.contains(secret), "{secret} in {debug}");
     }
 }
+
+#[test]
+fn app_permissions_and_wildcard_keys() {
+    let dir = TempDir::new().unwrap();
+    let s = load_in(
+        &dir,
+        Some("app_permissions = [\"app:invoices.read\", \"app:invoices.write\"]\n"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        s.auth.app_permissions,
+        ["app:invoices.read", "app:invoices.write"]
+    );
+    assert!(!s.auth.allow_wildcard_api_key_scope);
+
+    let s = load_in(
+        &dir,
+        None,
+        &[
+            ("IDENTSPHERE_APP_PERMISSIONS", "app:a, app:b.c"),
+            ("IDENTSPHERE_API_KEYS_ALLOW_WILDCARD", "true"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(s.auth.app_permissions, ["app:a", "app:b.c"]);
+    assert!(s.auth.allow_wildcard_api_key_scope);
+    assert!(s.warnings.iter().any(|w| w.contains("ALLOW_WILDCARD")));
+
+    for bad in ["org:read", "invoices", "app:Bad"] {
+        let e = err_in(&dir, None, &[("IDENTSPHERE_APP_PERMISSIONS", bad)]);
+        assert_eq!(e.name, "IDENTSPHERE_APP_PERMISSIONS", "{bad}");
+    }
+}
