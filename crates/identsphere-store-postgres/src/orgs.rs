@@ -101,7 +101,12 @@ impl OrgStore for PostgresStore {
             .transpose()
     }
 
-    async fn update_org(&self, id: OrgId, name: &str, now: DateTime<Utc>) -> StoreResult<Organization> {
+    async fn update_org(
+        &self,
+        id: OrgId,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Organization> {
         sqlx::query_as::<_, OrgRow>(
             "UPDATE organizations SET name = $1, updated_at = $2 WHERE id = $3 RETURNING *",
         )
@@ -161,7 +166,11 @@ impl OrgStore for PostgresStore {
         .transpose()
     }
 
-    async fn list_members(&self, org: OrgId, page: PageRequest<UserId>) -> StoreResult<Vec<Member>> {
+    async fn list_members(
+        &self,
+        org: OrgId,
+        page: PageRequest<UserId>,
+    ) -> StoreResult<Vec<Member>> {
         sqlx::query_as::<_, MemberRow>(
             "SELECT m.user_id, u.email, u.name, m.role, m.joined_at FROM memberships m
              JOIN users u ON u.id = m.user_id
@@ -563,12 +572,13 @@ impl ApiKeyStore for PostgresStore {
     }
 
     async fn revoke_api_key(&self, id: ApiKeyId, now: DateTime<Utc>) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(id.0)
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(id.0)
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?;
         Ok(done.rows_affected() > 0)
     }
 

@@ -123,13 +123,15 @@ impl TryFrom<AuditRow> for identsphere_core::audit::AuditEvent {
 }
 
 fn role(name: String) -> StoreResult<RoleName> {
-    RoleName::parse(&name).map_err(|m| StoreError::Backend(format!("stored role {name:?}: {m}").into()))
+    RoleName::parse(&name)
+        .map_err(|m| StoreError::Backend(format!("stored role {name:?}: {m}").into()))
 }
 
 pub(crate) fn permissions(s: &[String]) -> StoreResult<Permissions> {
     s.iter()
         .map(|p| {
-            Permission::parse(p).map_err(|m| StoreError::Backend(format!("stored permission: {m}").into()))
+            Permission::parse(p)
+                .map_err(|m| StoreError::Backend(format!("stored permission: {m}").into()))
         })
         .collect()
 }

@@ -367,7 +367,11 @@ impl SessionStore for SqliteStore {
         refresh: &NewRefreshToken,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Session>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
         let row: Option<SessionRow> = sqlx::query_as(
             "UPDATE sessions SET org_id = ?, last_seen_at = ?, expires_at = ?
              WHERE id = ? AND revoked_at IS NULL AND expires_at > ? RETURNING *",

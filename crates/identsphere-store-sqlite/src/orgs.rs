@@ -17,7 +17,10 @@ use sqlx::{Sqlite, Transaction};
 
 impl SqliteStore {
     async fn write_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)
     }
 }
 
@@ -97,7 +100,12 @@ impl OrgStore for SqliteStore {
             .transpose()
     }
 
-    async fn update_org(&self, id: OrgId, name: &str, now: DateTime<Utc>) -> StoreResult<Organization> {
+    async fn update_org(
+        &self,
+        id: OrgId,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Organization> {
         sqlx::query_as::<_, OrgRow>(
             "UPDATE organizations SET name = ?, updated_at = ? WHERE id = ? RETURNING *",
         )
@@ -158,7 +166,11 @@ impl OrgStore for SqliteStore {
         .transpose()
     }
 
-    async fn list_members(&self, org: OrgId, page: PageRequest<UserId>) -> StoreResult<Vec<Member>> {
+    async fn list_members(
+        &self,
+        org: OrgId,
+        page: PageRequest<UserId>,
+    ) -> StoreResult<Vec<Member>> {
         sqlx::query_as::<_, MemberRow>(
             "SELECT m.user_id, u.email, u.name, m.role, m.joined_at FROM memberships m
              JOIN users u ON u.id = m.user_id
@@ -553,12 +565,13 @@ impl ApiKeyStore for SqliteStore {
     }
 
     async fn revoke_api_key(&self, id: ApiKeyId, now: DateTime<Utc>) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-            .bind(millis(now))
-            .bind(id.0)
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(millis(now))
+                .bind(id.0)
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?;
         Ok(done.rows_affected() > 0)
     }
 

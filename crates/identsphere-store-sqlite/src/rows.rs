@@ -136,19 +136,24 @@ fn words(s: &str) -> Vec<String> {
 }
 
 fn role(name: String) -> StoreResult<RoleName> {
-    RoleName::parse(&name).map_err(|m| StoreError::Backend(format!("stored role {name:?}: {m}").into()))
+    RoleName::parse(&name)
+        .map_err(|m| StoreError::Backend(format!("stored role {name:?}: {m}").into()))
 }
 
 pub(crate) fn permissions(s: &str) -> StoreResult<Permissions> {
     s.split_whitespace()
         .map(|p| {
-            Permission::parse(p).map_err(|m| StoreError::Backend(format!("stored permission: {m}").into()))
+            Permission::parse(p)
+                .map_err(|m| StoreError::Backend(format!("stored permission: {m}").into()))
         })
         .collect()
 }
 
 pub(crate) fn join_permissions(p: &Permissions) -> String {
-    p.iter().map(Permission::as_str).collect::<Vec<_>>().join(" ")
+    p.iter()
+        .map(Permission::as_str)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[derive(sqlx::FromRow)]

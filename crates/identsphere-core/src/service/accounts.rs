@@ -395,11 +395,7 @@ impl Identity {
             name,
             ..Default::default()
         };
-        match self
-            .store
-            .update_user(user, &patch, self.clock.now())
-            .await
-        {
+        match self.store.update_user(user, &patch, self.clock.now()).await {
             Err(StoreError::NotFound) => Err(CoreError::Unauthorized),
             other => Ok(other?),
         }

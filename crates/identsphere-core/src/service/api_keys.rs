@@ -50,8 +50,7 @@ impl Identity {
         for (i, s) in raw.iter().enumerate() {
             let known = CATALOGUE.contains(&s.as_str())
                 || ACCOUNT_SCOPES.contains(&s.as_str())
-                || Permission::parse(s)
-                    .is_ok_and(|p| self.config.app_permissions.contains(&p));
+                || Permission::parse(s).is_ok_and(|p| self.config.app_permissions.contains(&p));
             if s == "*" && !self.config.allow_wildcard_api_key_scope {
                 errors.push(FieldError::new(
                     format!("scopes[{i}]"),
@@ -88,7 +87,10 @@ impl Identity {
         let principal = caller.session()?;
         let name = req.name.trim();
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            return Err(CoreError::field("name", "must be 1–100 printable characters"));
+            return Err(CoreError::field(
+                "name",
+                "must be 1–100 printable characters",
+            ));
         }
         let scopes = self.parse_scopes(&req.scopes)?;
         let now = self.clock.now();

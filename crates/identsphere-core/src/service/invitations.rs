@@ -8,7 +8,9 @@ use crate::{
     mail::templates,
     permissions::RoleName,
     secret::{random_token, TokenHash},
-    store::{Invitation, InvitationAcceptor, NewInvitation, NewUser, PageRequest, StoreError, User},
+    store::{
+        Invitation, InvitationAcceptor, NewInvitation, NewUser, PageRequest, StoreError, User,
+    },
     Email,
 };
 use chrono::Duration;
@@ -87,7 +89,11 @@ impl Identity {
             .await?;
         let mut link = self.config.link("accept-invitation");
         link.query_pairs_mut().append_pair("token", &token);
-        self.send_later(templates::invitation(&email, &organization.name, link.as_str()));
+        self.send_later(templates::invitation(
+            &email,
+            &organization.name,
+            link.as_str(),
+        ));
         tracing::info!(org.id = %org, invitation.id = %invitation.id, "invitation sent");
         self.audit_in(
             Some(org),

@@ -64,7 +64,9 @@ impl Caller {
     pub(crate) fn audit_metadata(&self) -> AuditMetadata {
         match self {
             Self::Session(_) => AuditMetadata::default(),
-            Self::ApiKey(k) => AuditMetadata::default().with("api_key_id", AuditValue::ApiKey(k.id)),
+            Self::ApiKey(k) => {
+                AuditMetadata::default().with("api_key_id", AuditValue::ApiKey(k.id))
+            }
         }
     }
 }
@@ -142,7 +144,10 @@ fn clean_org_name(name: &str) -> Result<String> {
         return Err(CoreError::field("name", "must be 1–100 characters"));
     }
     if name.chars().any(char::is_control) {
-        return Err(CoreError::field("name", "must not contain control characters"));
+        return Err(CoreError::field(
+            "name",
+            "must not contain control characters",
+        ));
     }
     Ok(name.to_owned())
 }
@@ -199,7 +204,12 @@ impl Identity {
     }
 
     /// Resolves the caller's standing and checks one permission.
-    pub(super) async fn authorize(&self, caller: &Caller, org: OrgId, permission: &str) -> Result<OrgAccess> {
+    pub(super) async fn authorize(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        permission: &str,
+    ) -> Result<OrgAccess> {
         let access = self.org_access(caller, org).await?;
         access.require(permission)?;
         Ok(access)
@@ -337,7 +347,11 @@ impl Identity {
     }
 
     /// The role a member holds, for permission comparisons.
-    async fn member_permissions(&self, org: OrgId, user: UserId) -> Result<(RoleName, Permissions)> {
+    async fn member_permissions(
+        &self,
+        org: OrgId,
+        user: UserId,
+    ) -> Result<(RoleName, Permissions)> {
         let m = self
             .store
             .get_membership(org, user)
@@ -349,13 +363,20 @@ impl Identity {
 
     /// The permissions a role would grant in `org`; `Validation` when it does
     /// not exist there.
-    pub(super) async fn permissions_of_role(&self, org: OrgId, role: &RoleName) -> Result<Permissions> {
+    pub(super) async fn permissions_of_role(
+        &self,
+        org: OrgId,
+        role: &RoleName,
+    ) -> Result<Permissions> {
         if is_builtin(role) {
             return Ok(self.role_permissions(role, None));
         }
         match self.store.get_role(org, role).await? {
             Some(r) => Ok(r.permissions),
-            None => Err(CoreError::field("role", "no such role in this organization")),
+            None => Err(CoreError::field(
+                "role",
+                "no such role in this organization",
+            )),
         }
     }
 
@@ -404,7 +425,10 @@ impl Identity {
                 ))
             }
             MemberChange::UnknownRole => {
-                return Err(CoreError::field("role", "no such role in this organization"))
+                return Err(CoreError::field(
+                    "role",
+                    "no such role in this organization",
+                ))
             }
         }
         self.store
@@ -443,7 +467,9 @@ impl Identity {
                     Some(caller.user_id()),
                     Some(AuditValue::User(user)),
                     meta,
-                    caller.audit_metadata().with("role", AuditValue::Role(previous)),
+                    caller
+                        .audit_metadata()
+                        .with("role", AuditValue::Role(previous)),
                 )
                 .await;
                 Ok(())
@@ -494,7 +520,10 @@ impl Identity {
         let mut set = Permissions::new();
         for (i, name) in raw.iter().enumerate() {
             match Permission::parse(name) {
-                Ok(p) if p.as_str().starts_with("app:") && !self.config.app_permissions.contains(&p) => {
+                Ok(p)
+                    if p.as_str().starts_with("app:")
+                        && !self.config.app_permissions.contains(&p) =>
+                {
                     errors.push(crate::FieldError::new(
                         format!("permissions[{i}]"),
                         format!("{name:?} is not a permission the application registered"),
@@ -541,7 +570,10 @@ impl Identity {
         };
         match self.store.create_role(org, &role).await {
             Err(StoreError::Conflict { .. }) => {
-                return Err(CoreError::Conflict(format!("the role {} exists", role.name)))
+                return Err(CoreError::Conflict(format!(
+                    "the role {} exists",
+                    role.name
+                )))
             }
             other => other?,
         }
@@ -572,7 +604,9 @@ impl Identity {
         let access = self.authorize(caller, org, "roles:manage").await?;
         let name = RoleName::parse(name).map_err(|_| CoreError::NotFound)?;
         if is_builtin(&name) {
-            return Err(CoreError::Forbidden("built-in roles cannot be changed".into()));
+            return Err(CoreError::Forbidden(
+                "built-in roles cannot be changed".into(),
+            ));
         }
         let permissions = self.parse_role_permissions(permissions)?;
         let current = self
@@ -615,7 +649,9 @@ impl Identity {
         self.authorize(caller, org, "roles:manage").await?;
         let name = RoleName::parse(name).map_err(|_| CoreError::NotFound)?;
         if is_builtin(&name) {
-            return Err(CoreError::Forbidden("built-in roles cannot be deleted".into()));
+            return Err(CoreError::Forbidden(
+                "built-in roles cannot be deleted".into(),
+            ));
         }
         match self.store.delete_role(org, &name).await? {
             RoleDeletion::Deleted => {}

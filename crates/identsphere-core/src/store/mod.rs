@@ -175,8 +175,12 @@ pub trait OrgStore: Send + Sync {
     /// An organization by id.
     async fn get_org(&self, id: OrgId) -> StoreResult<Option<Organization>>;
     /// Renames an organization; `NotFound` when it does not exist.
-    async fn update_org(&self, id: OrgId, name: &str, now: DateTime<Utc>)
-        -> StoreResult<Organization>;
+    async fn update_org(
+        &self,
+        id: OrgId,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Organization>;
     /// Deletes an organization with its memberships, roles, invitations and keys;
     /// sessions that had it active lose it. `false` when it did not exist.
     async fn delete_org(&self, id: OrgId) -> StoreResult<bool>;
