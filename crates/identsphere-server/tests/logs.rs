@@ -147,6 +147,64 @@ async fn no_secret_reaches_the_log() {
         access.clone(),
         refreshed["refresh_token"].as_str().unwrap().to_owned(),
     ]);
+    // Organizations: the invitation token, the invitee's address and
+    // password, and the API key stay out of the log.
+    let org: Value = post(
+        "/v1/organizations",
+        Some(&access),
+        json!({ "name": "Acme" }),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let org = org["id"].as_str().unwrap().to_owned();
+    post(
+        &format!("/v1/organizations/{org}/invitations"),
+        Some(&access),
+        json!({ "email": "bob@example.com", "role": "member" }),
+    )
+    .await
+    .unwrap();
+    let invitation = mail.first_to("bob@example.com").await.token().unwrap();
+    let r = post(
+        "/v1/auth/invitations/accept",
+        None,
+        json!({ "token": invitation, "password": "bobs own passphrase" }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    secrets.extend([
+        invitation,
+        "bob@example.com".into(),
+        "bobs own passphrase".into(),
+    ]);
+    let key: Value = post(
+        "/v1/api-keys",
+        Some(&access),
+        json!({ "name": "ci", "scopes": ["members:read"], "org_id": org }),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let key = key["key"].as_str().unwrap().to_owned();
+    let r = http
+        .get(format!("{base}/v1/organizations/{org}/members"))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    http.get(format!("{base}/v1/users/me"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    secrets.push(key);
     post(
         "/v1/auth/password/change",
         Some(&access),
@@ -219,6 +277,7 @@ async fn no_secret_reaches_the_log() {
     }
     // No fragment of a token either (a truncated JWT is still a credential).
     assert!(!log.contains("eyJ"), "a JWT fragment appears in the log");
+    assert!(!log.contains("isk_"), "an API key appears in the log");
     assert!(
         !log.contains("rt_"),
         "a refresh-token fragment appears in the log"
