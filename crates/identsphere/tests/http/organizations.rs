@@ -13,6 +13,7 @@ both_stores!(
     session_shows_capabilities_from_the_membership,
     audit_log_filters_and_pages,
     other_tenants_ids_answer_404,
+    members_leave_but_keys_do_not_remove_their_owner,
 );
 
 fn claims(token: &str) -> Value {
@@ -996,4 +997,40 @@ async fn other_tenants_ids_answer_404(backend: Backend) {
         .unwrap()
         .iter()
         .all(|e| e["actor_id"] != ann_id.as_str()));
+}
+
+async fn members_leave_but_keys_do_not_remove_their_owner(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let ann = token(&app.user("ann@example.com").await);
+    let org = app.org(&ann, "Acme").await;
+    let (mia, mia_id) = app.member(&ann, &org, "mia@example.com", "admin").await;
+    let key: Value = app
+        .post_bearer(
+            "/v1/api-keys",
+            &mia,
+            json!({ "name": "reader", "scopes": ["members:read"], "org_id": org }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let r = app
+        .http
+        .delete(app.url(&format!("/v1/organizations/{org}/members/{mia_id}")))
+        .header("x-api-key", key["key"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::FORBIDDEN, "forbidden").await;
+    // The person may leave without members:manage.
+    let r = app
+        .delete_bearer(&format!("/v1/organizations/{org}/members/{mia_id}"), &mia)
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = app
+        .get_bearer(&format!("/v1/organizations/{org}"), &mia)
+        .await;
+    problem(r, StatusCode::NOT_FOUND, "not_found").await;
 }
