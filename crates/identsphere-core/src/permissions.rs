@@ -94,6 +94,14 @@ impl RoleName {
         }
     }
 
+    /// The built-in roles, most powerful first.
+    pub const BUILT_IN: [&'static str; 3] = [Self::OWNER, Self::ADMIN, Self::MEMBER];
+
+    /// Whether this is `owner`, `admin` or `member` (defined in code, not stored).
+    pub fn is_builtin(&self) -> bool {
+        Self::BUILT_IN.contains(&self.0.as_str())
+    }
+
     /// A built-in role.
     pub fn builtin(name: &'static str) -> Self {
         Self(name.to_owned())

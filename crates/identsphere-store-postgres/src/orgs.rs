@@ -15,10 +15,6 @@ use identsphere_core::{
 };
 use sqlx::{Postgres, Transaction};
 
-fn is_builtin(role: &RoleName) -> bool {
-    [RoleName::OWNER, RoleName::ADMIN, RoleName::MEMBER].contains(&role.as_str())
-}
-
 fn stored_role(name: &str) -> StoreResult<RoleName> {
     RoleName::parse(name).map_err(|m| StoreError::Backend(m.into()))
 }
@@ -209,7 +205,7 @@ impl OrgStore for PostgresStore {
         let Some(previous) = lock_member(&mut tx, org, user).await? else {
             return Ok(MemberChange::NotMember);
         };
-        if !is_builtin(role) {
+        if !role.is_builtin() {
             let exists: Option<i32> =
                 sqlx::query_scalar("SELECT 1 FROM roles WHERE org_id = $1 AND name = $2")
                     .bind(org.0)

@@ -24,10 +24,6 @@ impl SqliteStore {
     }
 }
 
-fn is_builtin(role: &RoleName) -> bool {
-    [RoleName::OWNER, RoleName::ADMIN, RoleName::MEMBER].contains(&role.as_str())
-}
-
 async fn current_role(
     tx: &mut Transaction<'_, Sqlite>,
     org: OrgId,
@@ -210,7 +206,7 @@ impl OrgStore for SqliteStore {
         let Some(previous) = current_role(&mut tx, org, user).await? else {
             return Ok(MemberChange::NotMember);
         };
-        if !is_builtin(role) {
+        if !role.is_builtin() {
             let exists: Option<i64> =
                 sqlx::query_scalar("SELECT 1 FROM roles WHERE org_id = ? AND name = ?")
                     .bind(org.0)

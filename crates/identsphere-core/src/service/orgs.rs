@@ -152,10 +152,6 @@ fn clean_org_name(name: &str) -> Result<String> {
     Ok(name.to_owned())
 }
 
-fn is_builtin(role: &RoleName) -> bool {
-    [RoleName::OWNER, RoleName::ADMIN, RoleName::MEMBER].contains(&role.as_str())
-}
-
 impl Identity {
     /// The permissions a role grants in an organization (empty for a custom
     /// role that has been deleted).
@@ -368,7 +364,7 @@ impl Identity {
         org: OrgId,
         role: &RoleName,
     ) -> Result<Permissions> {
-        if is_builtin(role) {
+        if role.is_builtin() {
             return Ok(self.role_permissions(role, None));
         }
         match self.store.get_role(org, role).await? {
@@ -491,7 +487,7 @@ impl Identity {
     pub async fn list_roles(&self, caller: &Caller, org: OrgId) -> Result<Vec<(Role, bool)>> {
         self.authorize(caller, org, "org:read").await?;
         let epoch = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
-        let mut roles: Vec<(Role, bool)> = [RoleName::OWNER, RoleName::ADMIN, RoleName::MEMBER]
+        let mut roles: Vec<(Role, bool)> = RoleName::BUILT_IN
             .into_iter()
             .map(|name| {
                 let name = RoleName::builtin(name);
@@ -558,7 +554,7 @@ impl Identity {
     ) -> Result<Role> {
         let access = self.authorize(caller, org, "roles:manage").await?;
         let name = RoleName::parse(name).map_err(|m| CoreError::field("name", m))?;
-        if is_builtin(&name) {
+        if name.is_builtin() {
             return Err(CoreError::Conflict(format!("{name} is a built-in role")));
         }
         let permissions = self.parse_role_permissions(permissions)?;
@@ -605,7 +601,7 @@ impl Identity {
     ) -> Result<Role> {
         let access = self.authorize(caller, org, "roles:manage").await?;
         let name = RoleName::parse(name).map_err(|_| CoreError::NotFound)?;
-        if is_builtin(&name) {
+        if name.is_builtin() {
             return Err(CoreError::Forbidden(
                 "built-in roles cannot be changed".into(),
             ));
@@ -650,7 +646,7 @@ impl Identity {
     ) -> Result<()> {
         self.authorize(caller, org, "roles:manage").await?;
         let name = RoleName::parse(name).map_err(|_| CoreError::NotFound)?;
-        if is_builtin(&name) {
+        if name.is_builtin() {
             return Err(CoreError::Forbidden(
                 "built-in roles cannot be deleted".into(),
             ));
