@@ -179,7 +179,9 @@ impl AuthService {
         use tower_http::set_header::SetResponseHeaderLayer;
         let (routes, _) = routes::invitations::router_public().split_for_parts();
         routes
-            .layer(axum::extract::DefaultBodyLimit::max(self.state.max_json_body))
+            .layer(axum::extract::DefaultBodyLimit::max(
+                self.state.max_json_body,
+            ))
             // The answer carries tokens.
             .layer(SetResponseHeaderLayer::if_not_present(
                 header::CACHE_CONTROL,
