@@ -199,16 +199,8 @@ async fn concurrent_mutual_demotion_leaves_an_owner(backend: Backend) {
     let bob_path = format!("/v1/organizations/{org}/members/{bob_id}");
     let ann_path = format!("/v1/organizations/{org}/members/{ann_id}");
     for round in 0..5 {
-        let a = app.patch_bearer(
-            &bob_path,
-            &ann,
-            json!({ "role": "member" }),
-        );
-        let b = app.patch_bearer(
-            &ann_path,
-            &bob,
-            json!({ "role": "member" }),
-        );
+        let a = app.patch_bearer(&bob_path, &ann, json!({ "role": "member" }));
+        let b = app.patch_bearer(&ann_path, &bob, json!({ "role": "member" }));
         let (a, b) = tokio::join!(a, b);
         let mut statuses = [a.status().as_u16(), b.status().as_u16()];
         statuses.sort_unstable();
