@@ -61,9 +61,8 @@ impl Identity {
         let granted = self.permissions_of_role(org, &role).await?;
         if role.as_str() == RoleName::OWNER {
             access.require_owner()?;
-        } else if !access.is_owner() {
-            access.require_all(&granted)?;
         }
+        access.require_all(&granted)?;
         let organization = self.store.get_org(org).await?.ok_or(CoreError::NotFound)?;
         if let Some(user) = self.store.find_user_by_email(&email).await? {
             if self.store.get_membership(org, user.id).await?.is_some() {
@@ -154,6 +153,15 @@ impl Identity {
         Ok(())
     }
 
+    async fn still_pending(&self, hash: &TokenHash) -> Result<bool> {
+        let now = self.clock.now();
+        Ok(self
+            .store
+            .find_invitation(hash)
+            .await?
+            .is_some_and(|i| i.is_pending(now)))
+    }
+
     /// Accepts an invitation. The link proves control of the invited address:
     /// when it has no account, one is created (verified) with the given
     /// password and signed in; when it has one, the caller must be signed in
@@ -181,6 +189,9 @@ impl Identity {
         let acceptor = match self.store.find_user_by_email(&invitation.email).await? {
             Some(existing) => match signed_in {
                 Some(p) if p.user_id == existing.id => InvitationAcceptor::Existing(existing.id),
+                // A concurrent accept may have just created this account: then
+                // the link is used, and that is the answer.
+                _ if !self.still_pending(&hash).await? => return Err(CoreError::InvalidLinkToken),
                 None => return Err(CoreError::Unauthorized),
                 Some(_) => {
                     return Err(CoreError::Forbidden(

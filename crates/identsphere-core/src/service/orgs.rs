@@ -103,14 +103,10 @@ impl OrgAccess {
         }
     }
 
-    pub(crate) fn is_owner(&self) -> bool {
-        self.role.as_str() == RoleName::OWNER
-    }
-
     /// Owners only (and, for keys, with `org:manage`): deleting the
     /// organization and making or unmaking owners.
     pub(crate) fn require_owner(&self) -> Result<()> {
-        if self.is_owner() && self.allows("org:manage") {
+        if self.role.as_str() == RoleName::OWNER && self.allows("org:manage") {
             Ok(())
         } else {
             Err(CoreError::Forbidden("only an owner may do this".into()))
@@ -118,7 +114,8 @@ impl OrgAccess {
     }
 
     /// Refuses to hand out more than the caller holds: roles, invitations and
-    /// keys may only carry permissions the caller has.
+    /// keys may only carry permissions the caller has. Owners hold every
+    /// permission, so only their API keys (narrowed to their scopes) can fail.
     pub(crate) fn require_all(&self, wanted: &Permissions) -> Result<()> {
         match wanted.difference(&self.permissions).next() {
             None => Ok(()),
@@ -395,10 +392,11 @@ impl Identity {
         let wanted = self.permissions_of_role(org, role).await?;
         if current.as_str() == RoleName::OWNER || role.as_str() == RoleName::OWNER {
             access.require_owner()?;
-        } else if !access.is_owner() {
-            access.require_all(&current_permissions)?;
-            access.require_all(&wanted)?;
         }
+        // Owners pass trivially (they hold everything); API keys of owners
+        // are held to their scopes.
+        access.require_all(&current_permissions)?;
+        access.require_all(&wanted)?;
         match self.store.change_member_role(org, user, role).await? {
             MemberChange::Done { previous } => {
                 self.audit_in(
@@ -452,9 +450,8 @@ impl Identity {
             let (current, current_permissions) = self.member_permissions(org, user).await?;
             if current.as_str() == RoleName::OWNER {
                 access.require_owner()?;
-            } else if !access.is_owner() {
-                access.require_all(&current_permissions)?;
             }
+            access.require_all(&current_permissions)?;
         }
         match self.store.remove_member(org, user).await? {
             MemberChange::Done { previous } => {
@@ -612,10 +609,8 @@ impl Identity {
             .get_role(org, &name)
             .await?
             .ok_or(CoreError::NotFound)?;
-        if !access.is_owner() {
-            access.require_all(&current.permissions)?;
-            access.require_all(&permissions)?;
-        }
+        access.require_all(&current.permissions)?;
+        access.require_all(&permissions)?;
         let role = self
             .store
             .update_role(org, &name, &permissions, self.clock.now())
