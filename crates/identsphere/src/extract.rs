@@ -315,11 +315,7 @@ impl CurrentUser {
     /// # Errors
     /// A store failure (500 `internal_error`).
     pub async fn resolve(state: &AppState, caller: Caller) -> Result<Self, ApiError> {
-        let organization = state
-            .identity
-            .session_organization(&caller)
-            .await?
-            .map(|active| active.access);
+        let organization = state.identity.active_org_access(&caller).await?;
         Ok(Self {
             caller,
             organization,

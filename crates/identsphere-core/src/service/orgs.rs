@@ -684,15 +684,12 @@ impl Identity {
         Ok(self.store.list_audit(&filter, page).await?)
     }
 
-    /// The session's active organization with the caller's standing in it;
-    /// `None` when none is active or the membership has ended.
+    /// The caller's standing in its active organization (the session's, or an
+    /// organization key's); `None` when none is active or the membership has ended.
     ///
     /// # Errors
     /// Store failures.
-    pub async fn session_organization(
-        &self,
-        caller: &Caller,
-    ) -> Result<Option<SessionOrganization>> {
+    pub async fn active_org_access(&self, caller: &Caller) -> Result<Option<OrgAccess>> {
         let org_id = match caller {
             Caller::Session(p) => self
                 .store
@@ -704,12 +701,25 @@ impl Identity {
         let Some(org_id) = org_id else {
             return Ok(None);
         };
-        let access = match self.org_access(caller, org_id).await {
-            Ok(access) => access,
-            Err(CoreError::NotFound) => return Ok(None),
-            Err(e) => return Err(e),
+        match self.org_access(caller, org_id).await {
+            Ok(access) => Ok(Some(access)),
+            Err(CoreError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The active organization with the caller's standing in it.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn session_organization(
+        &self,
+        caller: &Caller,
+    ) -> Result<Option<SessionOrganization>> {
+        let Some(access) = self.active_org_access(caller).await? else {
+            return Ok(None);
         };
-        let Some(org) = self.store.get_org(org_id).await? else {
+        let Some(org) = self.store.get_org(access.org_id).await? else {
             return Ok(None);
         };
         Ok(Some(SessionOrganization { org, access }))
