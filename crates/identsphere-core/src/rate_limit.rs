@@ -44,7 +44,8 @@ impl Limit {
         Self::per(rate, Duration::from_secs(3600), burst)
     }
 
-    fn interval_ms(&self) -> i64 {
+    /// The interval in milliseconds.
+    pub fn interval_ms(&self) -> i64 {
         i64::try_from(self.interval.as_millis()).unwrap_or(i64::MAX / 4)
     }
 

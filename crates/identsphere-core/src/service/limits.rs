@@ -89,7 +89,7 @@ impl Identity {
     ///
     /// # Errors
     /// `RateLimited`, counted and audited as by [`Self::check_limit`]
-    /// (`user.locked_out` for [`LimitKind::LoginFailuresAccount`]).
+    /// (`user.locked_out` for the login-failure kinds).
     pub async fn peek_limit(
         &self,
         kind: LimitKind,
@@ -101,7 +101,7 @@ impl Identity {
             return Ok(());
         };
         let hit = match kind {
-            LimitKind::LoginFailuresAccount => Hit::LockedOut,
+            LimitKind::LoginFailuresAccount | LimitKind::LoginFailuresAccountIp => Hit::LockedOut,
             _ => Hit::Exceeded,
         };
         self.enforce(kind, subject, decision, hit, actor, meta)
