@@ -60,7 +60,8 @@ impl Limit {
     /// # Errors
     /// A message saying the expected form.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let expected = || format!("expected RATE/UNIT[,BURST] like 20/min,10 (UNIT: s, min, h, d), got {s:?}");
+        let expected =
+            || format!("expected RATE/UNIT[,BURST] like 20/min,10 (UNIT: s, min, h, d), got {s:?}");
         let (rate, rest) = s.trim().split_once('/').ok_or_else(expected)?;
         let (unit, burst) = match rest.split_once(',') {
             Some((u, b)) => (u.trim(), Some(b.trim())),
@@ -109,7 +110,12 @@ impl Decision {
 /// GCRA on a stored TAT (milliseconds since the epoch). Returns the decision
 /// and, when allowed and `consume`, the TAT to store. The same arithmetic is
 /// written in Lua for Redis (`identsphere::rate_limit`).
-pub fn gcra(tat: Option<i64>, limit: &Limit, now_ms: i64, consume: bool) -> (Decision, Option<i64>) {
+pub fn gcra(
+    tat: Option<i64>,
+    limit: &Limit,
+    now_ms: i64,
+    consume: bool,
+) -> (Decision, Option<i64>) {
     let interval = limit.interval_ms();
     let tat = tat.unwrap_or(now_ms).max(now_ms);
     let new_tat = tat.saturating_add(interval);
@@ -205,7 +211,11 @@ impl InProcessLimiter {
                 map.retain(|_, e| e.expires > now_ms);
                 if map.len() >= self.max_keys_per_shard {
                     // A budget nearest to full is the least useful to remember.
-                    if let Some(victim) = map.iter().min_by_key(|(_, e)| e.expires).map(|(k, _)| k.clone()) {
+                    if let Some(victim) = map
+                        .iter()
+                        .min_by_key(|(_, e)| e.expires)
+                        .map(|(k, _)| k.clone())
+                    {
                         map.remove(&victim);
                     }
                 }
@@ -387,14 +397,21 @@ pub mod conformance {
         assert!(!refused.allowed, "past the burst");
         assert_eq!(refused.retry_after, Duration::from_secs(10));
         let refused = l.check(key, &limit, t0 + Span::seconds(4)).await;
-        assert_eq!(refused.retry_after, Duration::from_secs(6), "refusals are not counted");
+        assert_eq!(
+            refused.retry_after,
+            Duration::from_secs(6),
+            "refusals are not counted"
+        );
         assert!(l.check(key, &limit, t0 + Span::seconds(10)).await.allowed);
         assert!(!l.check(key, &limit, t0 + Span::seconds(10)).await.allowed);
         let later = t0 + Span::minutes(10);
         for i in 0..3 {
             assert!(l.check(key, &limit, later).await.allowed, "refilled {i}");
         }
-        assert!(!l.check(key, &limit, later).await.allowed, "never more than the burst");
+        assert!(
+            !l.check(key, &limit, later).await.allowed,
+            "never more than the burst"
+        );
     }
 
     async fn peek_counts_nothing(l: &dyn RateLimiter, key: &str, t0: DateTime<Utc>) {

@@ -65,7 +65,11 @@ const KEYS: &[&str] = &[
 
 /// Ours but not settings: `--config`'s variable and the store test suites' database,
 /// which developers keep exported; warning about them would be noise.
-const OTHER_VARS: &[&str] = &["IDENTSPHERE_CONFIG", "IDENTSPHERE_TEST_DATABASE_URL"];
+const OTHER_VARS: &[&str] = &[
+    "IDENTSPHERE_CONFIG",
+    "IDENTSPHERE_TEST_DATABASE_URL",
+    "IDENTSPHERE_TEST_REDIS_URL",
+];
 
 /// A value that cannot work, named by its environment variable (or by the config
 /// file, for a file that cannot be read or parsed).
@@ -395,7 +399,11 @@ where
             .collect::<Vec<_>>()
             .join(";")
     });
-    if let Some(list) = l.text("rate_limit_overrides", overrides, parse_rate_limit_overrides)? {
+    if let Some(list) = l.text(
+        "rate_limit_overrides",
+        overrides,
+        parse_rate_limit_overrides,
+    )? {
         for (kind, limit) in list {
             auth.rate_limits.set(kind, limit);
         }
@@ -637,7 +645,11 @@ fn parse_rate_limit_overrides(s: &str) -> Result<Vec<(LimitKind, Limit)>, String
                 .ok_or_else(|| format!("expected KIND=RATE/UNIT[,BURST], got {entry:?}"))?;
             let kind = LimitKind::parse(name.trim()).ok_or_else(|| {
                 let known: Vec<_> = LimitKind::ALL.iter().map(|k| k.as_str()).collect();
-                format!("unknown limit {:?}; known: {}", name.trim(), known.join(", "))
+                format!(
+                    "unknown limit {:?}; known: {}",
+                    name.trim(),
+                    known.join(", ")
+                )
             })?;
             let limit = Limit::parse(value).map_err(|m| format!("{}: {m}", kind.as_str()))?;
             Ok((kind, limit))

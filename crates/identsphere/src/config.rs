@@ -215,9 +215,8 @@ impl AuthServiceConfig {
         }
         self.parsed_app_permissions()?;
         if let Some(redis) = &self.redis_url {
-            let ok = Url::parse(redis.expose_secret()).is_ok_and(|u| {
-                matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some()
-            });
+            let ok = Url::parse(redis.expose_secret())
+                .is_ok_and(|u| matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some());
             if !ok {
                 // No echo of the value: it may carry a password.
                 return Err(ConfigError::new(

@@ -162,13 +162,15 @@ impl AuthService {
         .await?;
         let identity = match &config.redis_url {
             Some(url) if config.rate_limits.enabled => {
-                let limiter =
-                    rate_limit::RedisLimiter::connect(url.expose_secret(), config.redis_key_prefix.clone())
-                        .await
-                        .map_err(|m| ConfigError {
-                            field: "redis_url",
-                            message: m,
-                        })?;
+                let limiter = rate_limit::RedisLimiter::connect(
+                    url.expose_secret(),
+                    config.redis_key_prefix.clone(),
+                )
+                .await
+                .map_err(|m| ConfigError {
+                    field: "redis_url",
+                    message: m,
+                })?;
                 identity.with_rate_limiter(Arc::new(limiter))
             }
             _ => identity,

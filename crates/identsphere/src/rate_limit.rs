@@ -74,8 +74,8 @@ impl RedisLimiter {
             .set_connection_timeout(Some(TIMEOUT))
             .set_response_timeout(Some(TIMEOUT))
             .set_number_of_retries(1);
-        let redis = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| format!("{e}"))?;
+        let redis =
+            ConnectionManager::new_lazy_with_config(client, config).map_err(|e| format!("{e}"))?;
         let limiter = Self {
             redis,
             script: redis::Script::new(GCRA),
@@ -118,7 +118,13 @@ impl RedisLimiter {
         }
     }
 
-    async fn decide(&self, key: &str, limit: &Limit, now: DateTime<Utc>, consume: bool) -> Decision {
+    async fn decide(
+        &self,
+        key: &str,
+        limit: &Limit,
+        now: DateTime<Utc>,
+        consume: bool,
+    ) -> Decision {
         if self.skipping() {
             return self.local(key, limit, now, consume).await;
         }

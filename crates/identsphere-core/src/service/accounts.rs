@@ -69,7 +69,8 @@ impl Identity {
     /// `Validation` for bad input.
     pub async fn signup(&self, req: SignupRequest, meta: &RequestMeta) -> Result<()> {
         if let Some(ip) = by_ip(meta) {
-            self.check_limit(LimitKind::SignupIp, ip, None, meta).await?;
+            self.check_limit(LimitKind::SignupIp, ip, None, meta)
+                .await?;
         }
         let email = parse_email("email", &req.email);
         let password = self.config.password_policy.check("password", &req.password);

@@ -57,7 +57,11 @@ impl Identity {
             LimitSubject::AddressIp(a, ip) => format!("addr-ip\0{a}\0{ip}"),
             LimitSubject::User(id) => format!("user\0{id}"),
         };
-        let key = derive_token(&self.config.limit_key, "", &format!("{}\0{text}", kind.as_str()));
+        let key = derive_token(
+            &self.config.limit_key,
+            "",
+            &format!("{}\0{text}", kind.as_str()),
+        );
         format!("{}:{key}", kind.as_str())
     }
 

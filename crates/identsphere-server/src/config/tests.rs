@@ -299,13 +299,22 @@ fn rate_limit_overrides_from_env_and_toml() {
     let dir = TempDir::new().unwrap();
     let s = load_in(&dir, None, &[]).unwrap();
     assert!(s.auth.rate_limits.enabled);
-    assert_eq!(s.auth.rate_limits.get(LimitKind::LoginIp), Limit::per_minute(20, 10));
+    assert_eq!(
+        s.auth.rate_limits.get(LimitKind::LoginIp),
+        Limit::per_minute(20, 10)
+    );
     assert!(s.auth.redis_url.is_none());
 
     let toml = "[rate_limit_overrides]\nlogin_ip = \"30/min,15\"\nsignup_ip = \"5/h\"\n";
     let s = load_in(&dir, Some(toml), &[]).unwrap();
-    assert_eq!(s.auth.rate_limits.get(LimitKind::LoginIp), Limit::per_minute(30, 15));
-    assert_eq!(s.auth.rate_limits.get(LimitKind::SignupIp), Limit::per_hour(5, 5));
+    assert_eq!(
+        s.auth.rate_limits.get(LimitKind::LoginIp),
+        Limit::per_minute(30, 15)
+    );
+    assert_eq!(
+        s.auth.rate_limits.get(LimitKind::SignupIp),
+        Limit::per_hour(5, 5)
+    );
     // The variable wins over the file, and kinds it does not name keep their defaults.
     let vars = [("IDENTSPHERE_RATE_LIMIT_OVERRIDES", "login_ip=2/s,4")];
     let s = load_in(&dir, Some(toml), &vars).unwrap();
@@ -313,7 +322,10 @@ fn rate_limit_overrides_from_env_and_toml() {
         s.auth.rate_limits.get(LimitKind::LoginIp),
         Limit::per(2, Duration::from_secs(1), 4)
     );
-    assert_eq!(s.auth.rate_limits.get(LimitKind::SignupIp), LimitKind::SignupIp.default_limit());
+    assert_eq!(
+        s.auth.rate_limits.get(LimitKind::SignupIp),
+        LimitKind::SignupIp.default_limit()
+    );
 
     for bad in ["login=20/min", "login_ip=20", "login_ip"] {
         let e = err_in(&dir, None, &[("IDENTSPHERE_RATE_LIMIT_OVERRIDES", bad)]);

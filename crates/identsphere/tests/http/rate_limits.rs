@@ -46,9 +46,7 @@ fn secs(n: i64) -> chrono::Duration {
 /// Asserts a 429 `rate_limited` with `Retry-After: secs`.
 async fn limited(r: Response, secs: u64) {
     assert_eq!(
-        r.headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok()),
+        r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
         Some(secs.to_string().as_str()),
         "Retry-After"
     );
@@ -79,7 +77,9 @@ async fn login_per_ip_with_the_defaults(b: Backend) {
     );
     // Distinct addresses: only the per-IP budget (20/min, burst 10) is spent.
     for i in 0..10 {
-        let r = app.login(&format!("u{i}@example.com"), "wrong password").await;
+        let r = app
+            .login(&format!("u{i}@example.com"), "wrong password")
+            .await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
     }
     limited(app.login("u10@example.com", "wrong password").await, 3).await;
@@ -87,7 +87,9 @@ async fn login_per_ip_with_the_defaults(b: Backend) {
     limited(app.login("u10@example.com", "wrong password").await, 1).await;
     clock.advance(secs(1));
     assert_eq!(
-        app.login("u10@example.com", "wrong password").await.status(),
+        app.login("u10@example.com", "wrong password")
+            .await
+            .status(),
         StatusCode::UNAUTHORIZED
     );
     // Audited with ids only (none here: nobody is known), once per window.
@@ -244,12 +246,17 @@ async fn forgot_and_resend_per_account_and_per_ip(b: Backend) {
             let r = app.post(path, json!({ "email": email })).await;
             assert_eq!(r.status(), StatusCode::ACCEPTED, "{path} {email}");
         }
-        let r = app.post(path, json!({ "email": "other3@example.com" })).await;
+        let r = app
+            .post(path, json!({ "email": "other3@example.com" }))
+            .await;
         limited(r, 180).await;
     }
     clock.advance(secs(1200));
     let r = app
-        .post("/v1/auth/password/forgot", json!({ "email": "ann@example.com" }))
+        .post(
+            "/v1/auth/password/forgot",
+            json!({ "email": "ann@example.com" }),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
 }
@@ -280,7 +287,9 @@ async fn limits_off_limit_nothing(b: Backend) {
     app.user("ann@example.com").await;
     for _ in 0..15 {
         assert_eq!(
-            app.login("ann@example.com", "wrong password").await.status(),
+            app.login("ann@example.com", "wrong password")
+                .await
+                .status(),
             StatusCode::UNAUTHORIZED
         );
     }
@@ -288,7 +297,10 @@ async fn limits_off_limit_nothing(b: Backend) {
         app.login("ann@example.com", PASSWORD).await.status(),
         StatusCode::OK
     );
-    assert_eq!(app.get_json("/readyz").await["checks"]["rate_limits"], "off");
+    assert_eq!(
+        app.get_json("/readyz").await["checks"]["rate_limits"],
+        "off"
+    );
 }
 
 fn unique_prefix() -> String {
@@ -302,7 +314,11 @@ async fn redis_limiter_conformance() {
         .unwrap();
     conformance::run(&limiter, "conf").await;
     use identsphere::core::rate_limit::RateLimiter;
-    assert_eq!(limiter.backend(), "redis", "Redis must be reachable for this test");
+    assert_eq!(
+        limiter.backend(),
+        "redis",
+        "Redis must be reachable for this test"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -319,11 +335,16 @@ async fn two_instances_share_one_budget_through_redis() {
     let a = TestApp::spawn_with(Backend::Sqlite, shared).await.unwrap();
     let b = TestApp::spawn_with(Backend::Sqlite, shared).await.unwrap();
     for app in [&a, &b] {
-        assert_eq!(app.get_json("/readyz").await["checks"]["rate_limits"], "redis");
+        assert_eq!(
+            app.get_json("/readyz").await["checks"]["rate_limits"],
+            "redis"
+        );
     }
     for i in 0..10 {
         let app = if i % 2 == 0 { &a } else { &b };
-        let r = app.login(&format!("u{i}@example.com"), "wrong password").await;
+        let r = app
+            .login(&format!("u{i}@example.com"), "wrong password")
+            .await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
     }
     limited(a.login("x@example.com", "wrong password").await, 3).await;
@@ -366,7 +387,9 @@ async fn redis_down_keeps_serving_with_in_process_limits() {
         "in_process (redis unreachable)"
     );
     for i in 0..10 {
-        let r = app.login(&format!("u{i}@example.com"), "wrong password").await;
+        let r = app
+            .login(&format!("u{i}@example.com"), "wrong password")
+            .await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
     }
     limited(app.login("x@example.com", "wrong password").await, 3).await;

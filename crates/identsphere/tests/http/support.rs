@@ -38,7 +38,9 @@ fn relax_ip_limits(config: &mut AuthServiceConfig) {
         LimitKind::VerificationResendIp,
         LimitKind::MfaVerifyIp,
     ] {
-        config.rate_limits.set(kind, Limit::per_minute(10_000, 10_000));
+        config
+            .rate_limits
+            .set(kind, Limit::per_minute(10_000, 10_000));
     }
 }
 
