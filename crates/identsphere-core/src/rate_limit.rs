@@ -150,6 +150,10 @@ pub trait RateLimiter: Send + Sync + std::fmt::Debug {
     /// Where the budgets are kept now (`in_process`, `redis`, or
     /// `in_process (redis unreachable)`), for readiness.
     fn backend(&self) -> &'static str;
+
+    /// Rechecks a shared store that was unreachable, so readiness shows its
+    /// return without waiting for traffic. Nothing to do by default.
+    async fn probe(&self) {}
 }
 
 const SHARDS: usize = 16;

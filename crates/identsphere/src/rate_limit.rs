@@ -84,13 +84,17 @@ impl RedisLimiter {
             up: AtomicBool::new(true),
             skip_until: Mutex::new(None),
         };
-        let mut conn = limiter.redis.clone();
-        let ping: Result<String, _> = redis::cmd("PING").query_async(&mut conn).await;
-        match ping {
-            Ok(_) => tracing::info!("rate limits are shared through Redis"),
+        match limiter.ping().await {
+            Ok(()) => tracing::info!("rate limits are shared through Redis"),
             Err(e) => limiter.failed(&e),
         }
         Ok(limiter)
+    }
+
+    async fn ping(&self) -> redis::RedisResult<()> {
+        let mut conn = self.redis.clone();
+        redis::cmd("PING").query_async::<String>(&mut conn).await?;
+        Ok(())
     }
 
     fn failed(&self, error: &redis::RedisError) {
@@ -106,6 +110,9 @@ impl RedisLimiter {
     }
 
     fn recovered(&self) {
+        if let Ok(mut until) = self.skip_until.lock() {
+            *until = None;
+        }
         if !self.up.swap(true, Ordering::Relaxed) {
             tracing::warn!("Redis answers again: rate limits are shared again");
         }
@@ -168,6 +175,15 @@ impl RateLimiter for RedisLimiter {
 
     async fn peek(&self, key: &str, limit: &Limit, now: DateTime<Utc>) -> Decision {
         self.decide(key, limit, now, false).await
+    }
+
+    async fn probe(&self) {
+        if !self.up.load(Ordering::Relaxed) {
+            match self.ping().await {
+                Ok(()) => self.recovered(),
+                Err(e) => self.failed(&e),
+            }
+        }
     }
 
     fn backend(&self) -> &'static str {

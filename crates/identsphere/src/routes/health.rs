@@ -38,6 +38,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, axum::Json<He
         (_, false) => "degraded",
     };
     let rate_limits = if identity.config().rate_limits.enabled {
+        identity.rate_limiter().probe().await;
         identity.rate_limiter().backend()
     } else {
         "off"

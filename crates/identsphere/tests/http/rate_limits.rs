@@ -394,3 +394,69 @@ async fn redis_down_keeps_serving_with_in_process_limits() {
     }
     limited(app.login("x@example.com", "wrong password").await, 3).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_redis_coming_back() {
+    // A Redis of our own on a free port, started only after the service.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let clock = clock();
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        defaults(&clock)(c);
+        c.redis_url = Some(SecretString::from(format!("redis://127.0.0.1:{port}")));
+        c.redis_key_prefix = unique_prefix();
+    })
+    .await
+    .unwrap();
+    let status = || async { app.get_json("/readyz").await["checks"]["rate_limits"].clone() };
+    assert_eq!(status().await, "in_process (redis unreachable)");
+    // In-process budget spent meanwhile.
+    for _ in 0..10 {
+        app.login("u@example.com", "wrong password").await;
+    }
+    limited(app.login("x@example.com", "wrong password").await, 3).await;
+
+    let mut redis = RedisProcess(
+        std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed"),
+    );
+    let mut back = false;
+    for _ in 0..100 {
+        if status().await == "redis" {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(back, "readiness never saw Redis come back");
+    // The shared budget (empty in the new Redis) is used again.
+    assert_eq!(
+        app.login("x@example.com", "wrong password").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    redis.0.kill().unwrap();
+    redis.0.wait().unwrap();
+}
+
+/// Kills the Redis a test started, even when the test fails.
+struct RedisProcess(std::process::Child);
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
