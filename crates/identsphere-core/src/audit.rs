@@ -69,6 +69,8 @@ actions! {
     InvitationAccepted => "invitation.accepted",
     ApiKeyCreated => "api_key.created",
     ApiKeyRevoked => "api_key.revoked",
+    RateLimitExceeded => "rate_limit.exceeded",
+    UserLockedOut => "user.locked_out",
 }
 
 /// An opaque value that metadata may hold.
@@ -88,6 +90,8 @@ pub enum AuditValue {
     ApiKey(ApiKeyId),
     /// A count.
     Count(u64),
+    /// A rate limit's name.
+    Limit(crate::rate_limit::LimitKind),
 }
 
 impl AuditValue {
@@ -101,6 +105,7 @@ impl AuditValue {
             Self::Invitation(id) => id.to_string(),
             Self::ApiKey(id) => id.to_string(),
             Self::Count(n) => n.to_string(),
+            Self::Limit(k) => k.as_str().to_owned(),
         }
     }
 }

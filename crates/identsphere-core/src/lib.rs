@@ -13,6 +13,7 @@ pub mod ids;
 pub mod mail;
 pub mod password;
 pub mod permissions;
+pub mod rate_limit;
 pub mod revocation;
 pub mod secret;
 pub mod service;

@@ -4,7 +4,13 @@
 //! fix, so a bad value stops the start instead of misbehaving later.
 //!
 //! The environment comes in as an argument so tests never touch the process's.
-use identsphere::{core::tokens::JwtAlg, AuthServiceConfig};
+use identsphere::{
+    core::{
+        rate_limit::{Limit, LimitKind},
+        tokens::JwtAlg,
+    },
+    AuthServiceConfig,
+};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::{
@@ -53,12 +59,17 @@ const KEYS: &[&str] = &[
     "app_permissions",
     "api_keys_allow_wildcard",
     "rate_limits",
+    "rate_limit_overrides",
     "log_format",
 ];
 
 /// Ours but not settings: `--config`'s variable and the store test suites' database,
 /// which developers keep exported; warning about them would be noise.
-const OTHER_VARS: &[&str] = &["IDENTSPHERE_CONFIG", "IDENTSPHERE_TEST_DATABASE_URL"];
+const OTHER_VARS: &[&str] = &[
+    "IDENTSPHERE_CONFIG",
+    "IDENTSPHERE_TEST_DATABASE_URL",
+    "IDENTSPHERE_TEST_REDIS_URL",
+];
 
 /// A value that cannot work, named by its environment variable (or by the config
 /// file, for a file that cannot be read or parsed).
@@ -146,7 +157,7 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// `false` only for load tests.
     pub rate_limits: bool,
-    /// Shared state for several instances (accepted, not used yet).
+    /// Shared rate-limit budgets for several instances (also in `auth`).
     pub redis_url: Option<Url>,
     /// The master API credentials, when both are set.
     pub master: Option<MasterCredentials>,
@@ -204,6 +215,7 @@ struct FileConfig {
     app_permissions: Option<Vec<String>>,
     api_keys_allow_wildcard: Option<Flag>,
     rate_limits: Option<Flag>,
+    rate_limit_overrides: Option<BTreeMap<String, String>>,
     log_format: Option<String>,
 }
 
@@ -368,6 +380,35 @@ where
             );
         }
     }
+    let redis_url = l.text("redis_url", toml.redis_url, parse_redis_url)?;
+    auth.redis_url = redis_url
+        .as_ref()
+        .map(|u| SecretString::from(u.as_str().to_owned()));
+    let rate_limits = l
+        .typed("rate_limits", flag(toml.rate_limits), parse_bool)?
+        .unwrap_or(true);
+    if !rate_limits {
+        warnings.push(
+            "IDENTSPHERE_RATE_LIMITS=off: RATE LIMITING IS DISABLED; use this only for load tests on loopback".into(),
+        );
+    }
+    let overrides = toml.rate_limit_overrides.map(|table| {
+        table
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(";")
+    });
+    if let Some(list) = l.text(
+        "rate_limit_overrides",
+        overrides,
+        parse_rate_limit_overrides,
+    )? {
+        for (kind, limit) in list {
+            auth.rate_limits.set(kind, limit);
+        }
+    }
+    auth.rate_limits.enabled = rate_limits;
     auth.validate().map_err(|e| match e.field {
         "jwt_secret" => l.error(
             e.field,
@@ -376,13 +417,6 @@ where
         field => l.error(field, e.message),
     })?;
 
-    let redis_url = l.text("redis_url", toml.redis_url, parse_redis_url)?;
-    if redis_url.is_some() {
-        warnings.push(
-            "IDENTSPHERE_REDIS_URL is set but not used yet: rate-limit state stays in this process (revocations are shared through PostgreSQL)"
-                .into(),
-        );
-    }
     let master = master_credentials(
         &mut l,
         toml.master_username,
@@ -391,14 +425,6 @@ where
     )?;
     if master.is_some() {
         warnings.push("IDENTSPHERE_MASTER_USERNAME/PASSWORD are accepted but not used yet".into());
-    }
-    let rate_limits = l
-        .typed("rate_limits", flag(toml.rate_limits), parse_bool)?
-        .unwrap_or(true);
-    if !rate_limits {
-        warnings.push(
-            "IDENTSPHERE_RATE_LIMITS=off: RATE LIMITING IS DISABLED; use this only for load tests on loopback".into(),
-        );
     }
     let log_format = l.text("log_format", toml.log_format, LogFormat::from_str)?;
     if per_install && !identsphere::is_sqlite(&auth) {
@@ -605,6 +631,30 @@ fn parse_redis_url(s: &str) -> Result<Url, String> {
         return Err(expected.into());
     }
     Ok(url)
+}
+
+/// `KIND=RATE/UNIT[,BURST]` entries separated by `;`, e.g.
+/// `login_ip=30/min,15;signup_ip=5/h`.
+fn parse_rate_limit_overrides(s: &str) -> Result<Vec<(LimitKind, Limit)>, String> {
+    s.split(';')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let (name, value) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("expected KIND=RATE/UNIT[,BURST], got {entry:?}"))?;
+            let kind = LimitKind::parse(name.trim()).ok_or_else(|| {
+                let known: Vec<_> = LimitKind::ALL.iter().map(|k| k.as_str()).collect();
+                format!(
+                    "unknown limit {:?}; known: {}",
+                    name.trim(),
+                    known.join(", ")
+                )
+            })?;
+            let limit = Limit::parse(value).map_err(|m| format!("{}: {m}", kind.as_str()))?;
+            Ok((kind, limit))
+        })
+        .collect()
 }
 
 fn parse_secs(s: &str) -> Result<u64, String> {

@@ -86,6 +86,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         data_dir = %settings.data_dir.display(),
         jwt_alg = alg,
         rate_limits = settings.rate_limits,
+        rate_limit_store = service.state().identity().rate_limiter().backend(),
         "identsphere is listening"
     );
     let app = service

@@ -48,6 +48,12 @@ async fn no_secret_reaches_the_log() {
         .env("IDENTSPHERE_JWT_SECRET", SECRET)
         .env("IDENTSPHERE_SMTP_URL", mail.url())
         .env("IDENTSPHERE_COOKIES_SECURE", "false")
+        // Nothing listens there: limits fall back to this process, which the
+        // log must say without showing the Redis password.
+        .env(
+            "IDENTSPHERE_REDIS_URL",
+            "redis://:redis-pass-xyzzy@127.0.0.1:1",
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -242,6 +248,17 @@ async fn no_secret_reaches_the_log() {
     )
     .await
     .unwrap();
+    // A rate-limit hit (three reset links an hour per address; one was sent).
+    for _ in 0..3 {
+        post("/v1/auth/password/forgot", None, json!({ "email": EMAIL }))
+            .await
+            .unwrap();
+    }
+    let r = post("/v1/auth/password/forgot", None, json!({ "email": EMAIL }))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    secrets.push("redis-pass-xyzzy".into());
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     server.0.kill().unwrap();
@@ -267,6 +284,10 @@ async fn no_secret_reaches_the_log() {
     assert!(
         log.contains("/v1/auth/login"),
         "requests are not logged:\n{log}"
+    );
+    assert!(
+        log.contains("rate limits are kept in this process") && log.contains("rate limit reached"),
+        "the Redis fallback and the limit hit are not logged:\n{log}"
     );
     for secret in &secrets {
         assert!(!secret.is_empty());

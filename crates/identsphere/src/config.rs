@@ -4,6 +4,7 @@ use identsphere_core::{
     clock::{Clock, SystemClock},
     password::{HashParams, PasswordPolicy},
     permissions::Permission,
+    rate_limit::RateLimits,
     tokens::{JwtAlg, SigningSecret},
 };
 use secrecy::SecretString;
@@ -80,6 +81,14 @@ pub struct AuthServiceConfig {
     /// Whether API keys may have the scope `*` (all of the owner's
     /// permissions). Off by default: keys should carry what they need.
     pub allow_wildcard_api_key_scope: bool,
+    /// Rate limits: on (the default) or off, and each limit's budget
+    /// (defaults in README's rate-limit table). Off only for load tests.
+    pub rate_limits: RateLimits,
+    /// `redis://…` or `rediss://…`: share rate-limit budgets with every
+    /// instance using the same Redis. `None` keeps them in this process.
+    pub redis_url: Option<SecretString>,
+    /// Prefix of every Redis key (instances sharing budgets use the same one).
+    pub redis_key_prefix: String,
 }
 
 impl std::fmt::Debug for AuthServiceConfig {
@@ -93,6 +102,9 @@ impl std::fmt::Debug for AuthServiceConfig {
             .field("refresh_reuse_grace", &self.refresh_reuse_grace)
             .field("cookies_secure", &self.cookies_secure)
             .field("app_permissions", &self.app_permissions)
+            .field("rate_limits", &self.rate_limits)
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "<redacted>"))
+            .field("redis_key_prefix", &self.redis_key_prefix)
             .field(
                 "require_email_verification",
                 &self.require_email_verification,
@@ -127,6 +139,9 @@ impl AuthServiceConfig {
             clock: Arc::new(SystemClock),
             app_permissions: Vec::new(),
             allow_wildcard_api_key_scope: false,
+            rate_limits: RateLimits::default(),
+            redis_url: None,
+            redis_key_prefix: "identsphere:rl:".into(),
         }
     }
 
@@ -199,6 +214,17 @@ impl AuthServiceConfig {
             return Err(ConfigError::new("hash_concurrency", "must be at least 1"));
         }
         self.parsed_app_permissions()?;
+        if let Some(redis) = &self.redis_url {
+            let ok = Url::parse(redis.expose_secret())
+                .is_ok_and(|u| matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some());
+            if !ok {
+                // No echo of the value: it may carry a password.
+                return Err(ConfigError::new(
+                    "redis_url",
+                    "expected redis://HOST:PORT or rediss://HOST:PORT",
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -275,6 +301,15 @@ mod tests {
             c.cookies_secure = false;
             assert_eq!(c.validate().unwrap_err().field, "cookies_secure", "{bad}");
         }
+    }
+
+    #[test]
+    fn bad_redis_url_refused() {
+        let mut c = config("http://localhost:8080");
+        c.redis_url = Some(SecretString::from("http://x:6379"));
+        assert_eq!(c.validate().unwrap_err().field, "redis_url");
+        c.redis_url = Some(SecretString::from("redis://127.0.0.1:6379"));
+        assert_eq!(c.validate(), Ok(()));
     }
 
     #[test]

@@ -47,6 +47,7 @@ pub mod error;
 pub mod extract;
 pub mod guard;
 mod mail;
+pub mod rate_limit;
 pub mod routes;
 mod state;
 mod store;
@@ -154,9 +155,26 @@ impl AuthService {
                 refresh_key: subkey(secret.bytes(), "refresh-successor"),
                 app_permissions: config.parsed_app_permissions()?,
                 allow_wildcard_api_key_scope: config.allow_wildcard_api_key_scope,
+                rate_limits: config.rate_limits.clone(),
+                limit_key: subkey(secret.bytes(), "rate-limit-keys"),
             },
         )
         .await?;
+        let identity = match &config.redis_url {
+            Some(url) if config.rate_limits.enabled => {
+                let limiter = rate_limit::RedisLimiter::connect(
+                    url.expose_secret(),
+                    config.redis_key_prefix.clone(),
+                )
+                .await
+                .map_err(|m| ConfigError {
+                    field: "redis_url",
+                    message: m,
+                })?;
+                identity.with_rate_limiter(Arc::new(limiter))
+            }
+            _ => identity,
+        };
         Ok(Self {
             state: AppState::new(Arc::new(identity), &config),
         })

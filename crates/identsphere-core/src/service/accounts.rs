@@ -1,11 +1,15 @@
 //! Sign-up, email verification, passwords, email change and profile.
-use super::{Identity, Principal, RequestMeta};
+use super::{
+    limits::{account_key, by_ip},
+    Identity, LimitSubject, Principal, RequestMeta,
+};
 use crate::{
     audit::{AuditAction, AuditMetadata, AuditValue},
     error::{CoreError, Result},
     ids::UserId,
     mail::templates,
     password::check_size,
+    rate_limit::LimitKind,
     secret::TokenHash,
     store::{NewUser, SessionSelector, StoreError, TokenPurpose, User, UserPatch},
     Email,
@@ -64,6 +68,10 @@ impl Identity {
     /// # Errors
     /// `Validation` for bad input.
     pub async fn signup(&self, req: SignupRequest, meta: &RequestMeta) -> Result<()> {
+        if let Some(ip) = by_ip(meta) {
+            self.check_limit(LimitKind::SignupIp, ip, None, meta)
+                .await?;
+        }
         let email = parse_email("email", &req.email);
         let password = self.config.password_policy.check("password", &req.password);
         let name = clean_name(req.name);
@@ -162,7 +170,14 @@ impl Identity {
     ///
     /// # Errors
     /// `Validation` for a malformed address; silence otherwise.
-    pub async fn resend_verification(&self, email: &str) -> Result<()> {
+    pub async fn resend_verification(&self, email: &str, meta: &RequestMeta) -> Result<()> {
+        self.limit_link_request(
+            LimitKind::VerificationResendIp,
+            LimitKind::VerificationResendAccount,
+            email,
+            meta,
+        )
+        .await?;
         let email = parse_email("email", email)?;
         if let Some(user) = self.store.find_user_by_email(&email).await? {
             if !user.email_verified {
@@ -175,11 +190,35 @@ impl Identity {
         Ok(())
     }
 
+    /// Limits a request that mails a link, per client address and per
+    /// target address (registered or not, so the answer never tells).
+    async fn limit_link_request(
+        &self,
+        per_ip: LimitKind,
+        per_account: LimitKind,
+        email: &str,
+        meta: &RequestMeta,
+    ) -> Result<()> {
+        if let Some(ip) = by_ip(meta) {
+            self.check_limit(per_ip, ip, None, meta).await?;
+        }
+        let account = account_key(email);
+        self.check_limit(per_account, LimitSubject::Address(&account), None, meta)
+            .await
+    }
+
     /// Emails a reset link if the address has an account.
     ///
     /// # Errors
     /// `Validation` for a malformed address; silence otherwise.
-    pub async fn forgot_password(&self, email: &str) -> Result<()> {
+    pub async fn forgot_password(&self, email: &str, meta: &RequestMeta) -> Result<()> {
+        self.limit_link_request(
+            LimitKind::PasswordForgotIp,
+            LimitKind::PasswordForgotAccount,
+            email,
+            meta,
+        )
+        .await?;
         let email = parse_email("email", email)?;
         if let Some(user) = self.store.find_user_by_email(&email).await? {
             let link = self
@@ -203,6 +242,10 @@ impl Identity {
         new_password: &SecretString,
         meta: &RequestMeta,
     ) -> Result<()> {
+        if let Some(ip) = by_ip(meta) {
+            self.check_limit(LimitKind::PasswordResetIp, ip, None, meta)
+                .await?;
+        }
         self.config
             .password_policy
             .check("new_password", new_password)?;

@@ -2,12 +2,14 @@
 mod accounts;
 mod api_keys;
 mod invitations;
+mod limits;
 mod orgs;
 mod sessions;
 
 pub use accounts::{EmailChangeRequest, SignupRequest};
 pub use api_keys::{NewApiKeyRequest, API_KEY_PREFIX};
 pub use invitations::{AcceptInvitation, AcceptedInvitation};
+pub use limits::LimitSubject;
 pub use orgs::{Caller, OrgAccess, SessionOrganization};
 pub use sessions::{IssuedTokens, LoginRequest};
 
@@ -18,6 +20,7 @@ use crate::{
     ids::{OrgId, SessionId, UserId},
     mail::{Mail, Mailer},
     password::{PasswordHasher, PasswordPolicy},
+    rate_limit::{InProcessLimiter, RateLimiter, RateLimits},
     revocation::RevocationCache,
     secret::{random_token, TokenHash},
     store::{NewOneTimeToken, Store, TokenPurpose, User},
@@ -51,6 +54,11 @@ pub struct IdentityConfig {
     pub app_permissions: Vec<crate::permissions::Permission>,
     /// Whether API keys may have the scope `*` (all of the owner's permissions).
     pub allow_wildcard_api_key_scope: bool,
+    /// Rate limits: on or off, and the budget of each kind.
+    pub rate_limits: RateLimits,
+    /// Key for deriving rate-limit keys (a sub-key of the server secret), so
+    /// no address or email reaches a limiter's storage.
+    pub limit_key: [u8; 32],
 }
 
 impl std::fmt::Debug for IdentityConfig {
@@ -61,6 +69,7 @@ impl std::fmt::Debug for IdentityConfig {
             .field("access_ttl", &self.access_ttl)
             .field("refresh_ttl", &self.refresh_ttl)
             .field("refresh_grace", &self.refresh_grace)
+            .field("rate_limits", &self.rate_limits)
             .finish_non_exhaustive()
     }
 }
@@ -115,6 +124,9 @@ pub struct Identity {
     revocations: RevocationCache,
     mailer: Arc<dyn Mailer>,
     config: IdentityConfig,
+    limiter: Arc<dyn RateLimiter>,
+    /// Per-instance throttle of rate-limit audit events.
+    audit_throttle: InProcessLimiter,
 }
 
 impl std::fmt::Debug for Identity {
@@ -148,7 +160,21 @@ impl Identity {
             revocations,
             mailer,
             config,
+            limiter: Arc::new(InProcessLimiter::default()),
+            audit_throttle: InProcessLimiter::default(),
         })
+    }
+
+    /// Keeps rate-limit budgets in `limiter` (shared ones, e.g. Redis)
+    /// instead of this process.
+    pub fn with_rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
+        self.limiter = limiter;
+        self
+    }
+
+    /// Where rate-limit budgets are kept.
+    pub fn rate_limiter(&self) -> &Arc<dyn RateLimiter> {
+        &self.limiter
     }
 
     /// The settings.
@@ -330,6 +356,8 @@ mod tests {
             refresh_key: [0; 32],
             app_permissions: Vec::new(),
             allow_wildcard_api_key_scope: false,
+            rate_limits: RateLimits::default(),
+            limit_key: [0; 32],
         }
     }
 

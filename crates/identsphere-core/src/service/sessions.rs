@@ -1,10 +1,14 @@
 //! Sign-in, token refresh, and session management.
-use super::{Caller, Identity, Principal, RequestMeta};
+use super::{
+    limits::{account_key, by_ip},
+    Caller, Identity, LimitSubject, Principal, RequestMeta,
+};
 use crate::{
     audit::{AuditAction, AuditMetadata, AuditValue},
     error::{CoreError, Result},
     ids::{OrgId, RefreshTokenId, SessionId, UserId},
     password::check_size,
+    rate_limit::LimitKind,
     secret::{derive_token, random_token, TokenHash},
     store::{NewRefreshToken, NewSession, RotateOutcome, Session, SessionSelector, User},
     tokens::AccessClaims,
@@ -51,14 +55,48 @@ impl Identity {
         meta: &RequestMeta,
     ) -> Result<(User, IssuedTokens)> {
         check_size("password", &req.password)?;
+        // Every attempt counts per address before any hashing work.
+        if let Some(ip) = by_ip(meta) {
+            self.check_limit(LimitKind::LoginIp, ip, None, meta).await?;
+        }
         // A malformed address cannot have an account: answer as for any unknown one.
         let user = match Email::parse(&req.email) {
             Ok(email) => self.store.find_user_by_email(&email).await?,
             Err(_) => None,
         };
+        let user_id = user.as_ref().map(|u| u.id);
+        // Failures are limited per account (known or not, so a 429 tells
+        // nothing) and per account and client address: one address alone
+        // cannot lock an account out.
+        let account = account_key(&req.email);
+        let account_ip = meta
+            .ip
+            .as_deref()
+            .map(|ip| LimitSubject::AddressIp(&account, ip));
+        let failures = [
+            (LimitKind::LoginFailuresAccountIp, account_ip),
+            (
+                LimitKind::LoginFailuresAccount,
+                Some(LimitSubject::Address(&account)),
+            ),
+        ];
+        for (kind, subject) in failures {
+            if let Some(subject) = subject {
+                if let Err(e) = self.peek_limit(kind, subject, user_id, meta).await {
+                    metrics::counter!("identsphere_logins_total", "outcome" => "locked_out")
+                        .increment(1);
+                    return Err(e);
+                }
+            }
+        }
         let stored = user.as_ref().and_then(|u| u.password_hash.as_deref());
         if !self.hasher.verify(&req.password, stored).await? {
-            let user_id = user.as_ref().map(|u| u.id);
+            for (kind, subject) in failures {
+                if let Some(subject) = subject {
+                    self.record_limited_failure(kind, subject).await;
+                }
+            }
+            metrics::counter!("identsphere_logins_total", "outcome" => "failed").increment(1);
             tracing::info!(user.id = user_id.map(|u| u.to_string()), "login failed");
             // The actor is known only when the address has an account; the address itself is never recorded.
             let target = user_id.map(AuditValue::User);
@@ -79,6 +117,7 @@ impl Identity {
             return Err(CoreError::EmailNotVerified);
         }
         let issued = self.open_session(&user, vec!["pwd".into()], meta).await?;
+        metrics::counter!("identsphere_logins_total", "outcome" => "succeeded").increment(1);
         tracing::info!(user.id = %user.id, session.id = %issued.session.id, "login succeeded");
         let target = Some(AuditValue::Session(issued.session.id));
         self.audit(

@@ -281,12 +281,58 @@ fn unknown_variables_and_risky_settings_warn() {
     assert!(all.contains("IDENTSPHERE_LISTN"), "{all}");
     assert!(!all.contains("TEST_DATABASE_URL"), "{all}");
     assert!(all.contains("RATE LIMITING IS DISABLED"), "{all}");
-    assert!(all.contains("REDIS_URL is set but not used yet"), "{all}");
     assert!(
         all.contains("must all use one IDENTSPHERE_JWT_SECRET"),
         "{all}"
     );
     assert!(!s.rate_limits);
+    assert!(!s.auth.rate_limits.enabled);
+    assert_eq!(
+        s.auth.redis_url.as_ref().unwrap().expose_secret(),
+        "redis://cache:6379"
+    );
+}
+
+#[test]
+fn rate_limit_overrides_from_env_and_toml() {
+    use identsphere::core::rate_limit::{Limit, LimitKind};
+    let dir = TempDir::new().unwrap();
+    let s = load_in(&dir, None, &[]).unwrap();
+    assert!(s.auth.rate_limits.enabled);
+    assert_eq!(
+        s.auth.rate_limits.get(LimitKind::LoginIp),
+        Limit::per_minute(20, 10)
+    );
+    assert!(s.auth.redis_url.is_none());
+
+    let toml = "[rate_limit_overrides]\nlogin_ip = \"30/min,15\"\nsignup_ip = \"5/h\"\n";
+    let s = load_in(&dir, Some(toml), &[]).unwrap();
+    assert_eq!(
+        s.auth.rate_limits.get(LimitKind::LoginIp),
+        Limit::per_minute(30, 15)
+    );
+    assert_eq!(
+        s.auth.rate_limits.get(LimitKind::SignupIp),
+        Limit::per_hour(5, 5)
+    );
+    // The variable wins over the file, and kinds it does not name keep their defaults.
+    let vars = [("IDENTSPHERE_RATE_LIMIT_OVERRIDES", "login_ip=2/s,4")];
+    let s = load_in(&dir, Some(toml), &vars).unwrap();
+    assert_eq!(
+        s.auth.rate_limits.get(LimitKind::LoginIp),
+        Limit::per(2, Duration::from_secs(1), 4)
+    );
+    assert_eq!(
+        s.auth.rate_limits.get(LimitKind::SignupIp),
+        LimitKind::SignupIp.default_limit()
+    );
+
+    for bad in ["login=20/min", "login_ip=20", "login_ip"] {
+        let e = err_in(&dir, None, &[("IDENTSPHERE_RATE_LIMIT_OVERRIDES", bad)]);
+        assert_eq!(e.name, "IDENTSPHERE_RATE_LIMIT_OVERRIDES", "{bad}");
+    }
+    let e = err_in(&dir, None, &[("IDENTSPHERE_REDIS_URL", "http://cache")]);
+    assert_eq!(e.name, "IDENTSPHERE_REDIS_URL");
 }
 
 #[test]

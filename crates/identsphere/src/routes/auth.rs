@@ -58,6 +58,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(post, path = "/v1/auth/signup", tag = "auth", request_body = SignupBody, responses(
     (status = 201, description = "Verification email sent (or the owner notified)", body = Accepted),
     (status = 422, description = "Invalid email, weak password or bad name", body = Problem),
+    (status = 429, description = "`rate_limited`, with `Retry-After`", body = Problem),
 ))]
 pub async fn signup(
     State(state): State<AppState>,
@@ -100,12 +101,17 @@ pub async fn verify_email(
 /// Sends a new verification link when the address has an unverified account.
 #[utoipa::path(post, path = "/v1/auth/email/verify/resend", tag = "auth", request_body = EmailBody, responses(
     (status = 202, description = "Same answer whether or not the address is registered", body = Accepted),
+    (status = 429, description = "`rate_limited` (per client address, and per target address whether or not it is registered), with `Retry-After`", body = Problem),
 ))]
 pub async fn resend_verification(
     State(state): State<AppState>,
+    ClientMeta(meta): ClientMeta,
     Json(body): Json<EmailBody>,
 ) -> ApiResult<(StatusCode, axum::Json<Accepted>)> {
-    state.identity.resend_verification(&body.email).await?;
+    state
+        .identity
+        .resend_verification(&body.email, &meta)
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(Accepted::new(
@@ -120,6 +126,7 @@ pub async fn resend_verification(
     (status = 200, description = "Signed in", body = LoginResponse),
     (status = 401, description = "`invalid_credentials`", body = Problem),
     (status = 403, description = "`email_not_verified`", body = Problem),
+    (status = 429, description = "`rate_limited`: too many attempts from this address, or too many failures for this account; with `Retry-After`", body = Problem),
 ))]
 pub async fn login(
     State(state): State<AppState>,
@@ -221,12 +228,14 @@ pub async fn logout(
 /// Emails a password-reset link if the address has an account.
 #[utoipa::path(post, path = "/v1/auth/password/forgot", tag = "auth", request_body = EmailBody, responses(
     (status = 202, description = "Same answer whether or not the address is registered", body = Accepted),
+    (status = 429, description = "`rate_limited` (per client address, and per target address whether or not it is registered), with `Retry-After`", body = Problem),
 ))]
 pub async fn forgot_password(
     State(state): State<AppState>,
+    ClientMeta(meta): ClientMeta,
     Json(body): Json<EmailBody>,
 ) -> ApiResult<(StatusCode, axum::Json<Accepted>)> {
-    state.identity.forgot_password(&body.email).await?;
+    state.identity.forgot_password(&body.email, &meta).await?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(Accepted::new(
@@ -240,6 +249,7 @@ pub async fn forgot_password(
     (status = 204, description = "Password set; every session revoked"),
     (status = 400, description = "`invalid_token`", body = Problem),
     (status = 422, description = "Weak password", body = Problem),
+    (status = 429, description = "`rate_limited`, with `Retry-After`", body = Problem),
 ))]
 pub async fn reset_password(
     State(state): State<AppState>,

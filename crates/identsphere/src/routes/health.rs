@@ -22,7 +22,9 @@ pub async fn healthz() -> axum::Json<Health> {
 
 /// The database answers. `revocation_feed` says whether revocations from other
 /// instances arrive live (`live`), are checked in the database while the feed
-/// reconnects (`degraded`), or need no feed (`local`, SQLite).
+/// reconnects (`degraded`), or need no feed (`local`, SQLite). `rate_limits`
+/// says where budgets are kept: `redis`, `in_process`, `in_process (redis
+/// unreachable)` (still served, per instance), or `off`.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
     (status = 200, description = "Ready", body = Health),
     (status = 503, description = "The database does not answer", body = Health),
@@ -35,7 +37,17 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, axum::Json<He
         (_, true) => "live",
         (_, false) => "degraded",
     };
-    let checks = json!({ "database": if db.is_ok() { "ok" } else { "unavailable" }, "revocation_feed": feed });
+    let rate_limits = if identity.config().rate_limits.enabled {
+        identity.rate_limiter().probe().await;
+        identity.rate_limiter().backend()
+    } else {
+        "off"
+    };
+    let checks = json!({
+        "database": if db.is_ok() { "ok" } else { "unavailable" },
+        "revocation_feed": feed,
+        "rate_limits": rate_limits,
+    });
     match db {
         Ok(()) => (
             StatusCode::OK,

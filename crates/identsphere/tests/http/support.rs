@@ -25,6 +25,31 @@ macro_rules! both_stores {
 }
 pub(crate) use both_stores;
 
+/// Every test client is 127.0.0.1, so per-address budgets would couple the
+/// unrelated steps of one test; they are raised here. Account budgets keep
+/// their defaults, and `rate_limits.rs` restores every default.
+fn relax_ip_limits(config: &mut AuthServiceConfig) {
+    use identsphere::core::rate_limit::{Limit, LimitKind};
+    for kind in [
+        LimitKind::LoginIp,
+        LimitKind::SignupIp,
+        LimitKind::PasswordForgotIp,
+        LimitKind::PasswordResetIp,
+        LimitKind::VerificationResendIp,
+        LimitKind::MfaVerifyIp,
+    ] {
+        config
+            .rate_limits
+            .set(kind, Limit::per_minute(10_000, 10_000));
+    }
+}
+
+/// The Redis for shared-limit tests: `IDENTSPHERE_TEST_REDIS_URL`, else the
+/// local one (CI starts it).
+pub fn redis_url() -> String {
+    std::env::var("IDENTSPHERE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
 #[derive(Debug, Clone, Copy)]
 pub enum Backend {
     Sqlite,
@@ -98,6 +123,7 @@ impl TestApp {
         config.database_schema = schema.as_ref().map(|(_, s)| s.clone());
         config.smtp_url = Some(SecretString::from(mail.url()));
         config.cookies_secure = false;
+        relax_ip_limits(&mut config);
         tweak(&mut config);
         let service = AuthService::new(config).await.expect("service starts");
         let router = service.router();
