@@ -13,6 +13,7 @@ mod instances;
 mod invitations;
 mod openapi;
 mod organizations;
+mod passwords;
 mod refresh;
 mod sessions;
 mod tokens;
