@@ -129,9 +129,10 @@ fn parse_line(line: &str, clock: &dyn Clock) -> std::result::Result<NewUser, Str
     })?;
     let email = Email::parse(&parsed.email).map_err(|m| format!("email: {m}"))?;
     let name = clean_name(parsed.name).map_err(|e| match e {
-        crate::CoreError::Validation(list) => list
-            .first()
-            .map_or_else(|| "name: invalid".into(), |f| format!("name: {}", f.message)),
+        crate::CoreError::Validation(list) => list.first().map_or_else(
+            || "name: invalid".into(),
+            |f| format!("name: {}", f.message),
+        ),
         other => other.to_string(),
     })?;
     identify(&parsed.password_hash).map_err(|reason| format!("password_hash: {reason}"))?;
@@ -177,13 +178,18 @@ mod tests {
     fn reasons_name_the_problem_and_never_the_hash() {
         let cases = [
             ("not json", "not a JSON object"),
-            (r#"{"email":"a@example.com"}"#, "missing field `password_hash`"),
+            (
+                r#"{"email":"a@example.com"}"#,
+                "missing field `password_hash`",
+            ),
             (
                 &format!(r#"{{"email":"a@example.com","password_hash":"{BCRYPT}","role":"x"}}"#),
                 "unknown field `role`",
             ),
             (
-                &format!(r#"{{"email":"a@example.com","password_hash":"x","email_verified":"{BCRYPT}"}}"#),
+                &format!(
+                    r#"{{"email":"a@example.com","password_hash":"x","email_verified":"{BCRYPT}"}}"#
+                ),
                 "email_verified: wrong type or value",
             ),
             (

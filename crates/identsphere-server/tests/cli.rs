@@ -266,7 +266,10 @@ async fn import_users_reports_bad_lines_is_idempotent_and_the_users_log_in() {
     let second = run(dir.path(), &["import", "users", "users.jsonl"], &vars);
     let (stdout, _) = report(&second);
     assert_eq!(second.status.code(), Some(2));
-    assert_eq!(stdout.trim(), "imported: 0, skipped existing: 3, invalid: 3");
+    assert_eq!(
+        stdout.trim(),
+        "imported: 0, skipped existing: 3, invalid: 3"
+    );
 
     let missing = run(dir.path(), &["import", "users", "nope.jsonl"], &vars);
     assert_eq!(missing.status.code(), Some(1));

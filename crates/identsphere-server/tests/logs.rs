@@ -40,7 +40,8 @@ async fn no_secret_reaches_the_log() {
     let mail = SmtpSink::start().await;
     // Import a user with a legacy hash first, logging as verbosely as the server.
     let users = dir.path().join("users.jsonl");
-    let line = json!({ "email": LEGACY_EMAIL, "email_verified": true, "password_hash": LEGACY_HASH });
+    let line =
+        json!({ "email": LEGACY_EMAIL, "email_verified": true, "password_hash": LEGACY_HASH });
     std::fs::write(&users, format!("{line}\n")).unwrap();
     let import = Command::new(env!("CARGO_BIN_EXE_identsphere"))
         .args(["import", "users"])
@@ -52,7 +53,8 @@ async fn no_secret_reaches_the_log() {
         .output()
         .unwrap();
     assert!(import.status.success(), "{import:?}");
-    let import_log = String::from_utf8(import.stdout).unwrap() + &String::from_utf8(import.stderr).unwrap();
+    let import_log =
+        String::from_utf8(import.stdout).unwrap() + &String::from_utf8(import.stderr).unwrap();
     assert!(import_log.contains("imported: 1"), "{import_log}");
     let child = Command::new(env!("CARGO_BIN_EXE_identsphere"))
         .arg("serve")

@@ -159,7 +159,12 @@ pub async fn password_hash_is_replaced_only_if_unchanged(s: S) {
         .await
         .unwrap());
     assert_eq!(
-        s.get_user(u.id).await.unwrap().unwrap().password_hash.as_deref(),
+        s.get_user(u.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash
+            .as_deref(),
         Some("$argon2id$upgraded")
     );
     assert!(!s

@@ -112,7 +112,10 @@ pub async fn import_users<R: tokio::io::AsyncBufRead + Unpin>(
 ) -> Result<identsphere_core::import::ImportSummary, Error> {
     let store = store::connect(config).await?;
     store.migrate().await?;
-    Ok(identsphere_core::import::import_users(store.as_ref(), config.clock.as_ref(), reader).await?)
+    Ok(
+        identsphere_core::import::import_users(store.as_ref(), config.clock.as_ref(), reader)
+            .await?,
+    )
 }
 
 impl AuthService {

@@ -85,7 +85,10 @@ pub(super) fn parse(stored: &str) -> Result<Stored<'_>, String> {
     if stored.starts_with("$argon2") {
         return parse_argon2(stored);
     }
-    if ["$2a$", "$2b$", "$2y$"].iter().any(|p| stored.starts_with(p)) {
+    if ["$2a$", "$2b$", "$2y$"]
+        .iter()
+        .any(|p| stored.starts_with(p))
+    {
         return parse_bcrypt(stored);
     }
     if stored.starts_with("$scrypt$") {
@@ -100,9 +103,11 @@ pub(super) fn parse(stored: &str) -> Result<Stored<'_>, String> {
     if let Some(rest) = stored.strip_prefix("pbkdf2_sha256$") {
         return parse_pbkdf2_django(rest);
     }
-    Err("unrecognised hash format (expected argon2, bcrypt $2a$/$2b$/$2y$, scrypt, \
+    Err(
+        "unrecognised hash format (expected argon2, bcrypt $2a$/$2b$/$2y$, scrypt, \
          pbkdf2-sha256 or Django pbkdf2_sha256)"
-        .into())
+            .into(),
+    )
 }
 
 fn parse_argon2(stored: &str) -> Result<Stored<'_>, String> {
@@ -135,15 +140,18 @@ fn parse_bcrypt(stored: &str) -> Result<Stored<'_>, String> {
 }
 
 fn scrypt_bounds(log_n: u8, r: u32, p: u32) -> Result<(), String> {
-    // scrypt's memory is 128 · r · N bytes.
-    let bytes = 128u128 * u128::from(r) << log_n;
-    if log_n >= 64 || bytes > u128::from(MAX_VERIFY_KIB) * 1024 {
+    // scrypt's memory is 128 · r · N bytes (checked before shifting by ln).
+    let too_much =
+        log_n >= 64 || (128u128 * u128::from(r)) << log_n > u128::from(MAX_VERIFY_KIB) * 1024;
+    if too_much {
         return Err(format!(
             "scrypt memory (ln={log_n}, r={r}) is above {MAX_VERIFY_KIB} KiB"
         ));
     }
     if p == 0 || p > MAX_SCRYPT_P {
-        return Err(format!("scrypt parallelism {p} is outside 1..={MAX_SCRYPT_P}"));
+        return Err(format!(
+            "scrypt parallelism {p} is outside 1..={MAX_SCRYPT_P}"
+        ));
     }
     Ok(())
 }
@@ -270,7 +278,11 @@ fn parse_pbkdf2_django(rest: &str) -> Result<Stored<'_>, String> {
     pbkdf2_checked(rounds, salt.as_bytes().to_vec(), expected)
 }
 
-fn pbkdf2_checked(rounds: u32, salt: Vec<u8>, expected: Vec<u8>) -> Result<Stored<'static>, String> {
+fn pbkdf2_checked(
+    rounds: u32,
+    salt: Vec<u8>,
+    expected: Vec<u8>,
+) -> Result<Stored<'static>, String> {
     if rounds == 0 || rounds > MAX_PBKDF2_ROUNDS {
         return Err(format!(
             "pbkdf2 iteration count {rounds} is outside 1..={MAX_PBKDF2_ROUNDS}"
@@ -420,10 +432,16 @@ pub(super) mod tests {
     fn costly_parameters_are_refused_before_any_work() {
         let bcrypt_31 = "$2b$31$ayYakpr31rlJxT7O3OkvsOLnfVyKP/gNd8xEeqLRCAwD38NPIULvK";
         assert!(identify(bcrypt_31).unwrap_err().contains("bcrypt cost 31"));
-        let pbkdf2 = "pbkdf2_sha256$4000000000$q7QmVOm3C7lH$IiVN/qy6mFVRlwKlKObaBwz7c3aM5ENXA6r6+g30WPI=";
+        let pbkdf2 =
+            "pbkdf2_sha256$4000000000$q7QmVOm3C7lH$IiVN/qy6mFVRlwKlKObaBwz7c3aM5ENXA6r6+g30WPI=";
         assert!(identify(pbkdf2).unwrap_err().contains("iteration count"));
         let scrypt = "$scrypt$ln=30,r=8,p=1$XevdG4MQwvgfo7T2PsdY6w$2tzdJCmf4r8pc4/EcaMImc/f/AlUi0nfuIdt2hoU89U";
         assert!(identify(scrypt).unwrap_err().contains("scrypt memory"));
+        // Shifts that would overflow are refused, not computed.
+        let huge = "$scrypt$ln=200,r=8,p=1$XevdG4MQwvgfo7T2PsdY6w$2tzdJCmf4r8pc4/EcaMImc/f/AlUi0nfuIdt2hoU89U";
+        assert!(identify(huge).is_err());
+        let mcf = "$7$z6..../....XoGdreX8TkvTww.YFOmT1pWOIK3uBph31rqp82Y4HuB$2bQ7kXBkMNLADQmwOxGIJWDMJbAQher.r7noD7hENE1";
+        assert!(identify(mcf).unwrap_err().contains("scrypt memory"));
     }
 
     #[test]

@@ -88,7 +88,9 @@ impl FromStr for CharClass {
         Self::ALL
             .into_iter()
             .find(|c| c.as_str() == s.trim().to_ascii_lowercase())
-            .ok_or_else(|| format!("{s:?} is not a character class: use lower, upper, digit or symbol"))
+            .ok_or_else(|| {
+                format!("{s:?} is not a character class: use lower, upper, digit or symbol")
+            })
     }
 }
 
@@ -223,7 +225,9 @@ mod tests {
             ["must be at most 128 characters"]
         );
         // Characters, not bytes: ten two-byte letters are ten characters.
-        assert!(p.check("password", &SecretString::from("éàüößçñøåæ")).is_ok());
+        assert!(p
+            .check("password", &SecretString::from("éàüößçñøåæ"))
+            .is_ok());
         assert!(check_size("password", &SecretString::from("é".repeat(600))).is_err());
     }
 
@@ -233,7 +237,8 @@ mod tests {
         for common in ["1234567890", "qwertyuiop", " Qwertyuiop  ", "PASSWORD123"] {
             let m = messages(p.check("new_password", &SecretString::from(common)));
             assert!(
-                m.iter().any(|m| m.contains("is one of the most common passwords")),
+                m.iter()
+                    .any(|m| m.contains("is one of the most common passwords")),
                 "{common}: {m:?}"
             );
         }
@@ -293,6 +298,9 @@ mod tests {
             max_chars: 12,
             ..Default::default()
         };
-        assert!(matches!(inverted.validate(), Err(PolicyError::MaxLength(_))));
+        assert!(matches!(
+            inverted.validate(),
+            Err(PolicyError::MaxLength(_))
+        ));
     }
 }

@@ -365,7 +365,10 @@ fn password_policy_from_toml_and_env() {
         Some(toml),
         &[
             ("IDENTSPHERE_PASSWORD_MIN_LENGTH", "16"),
-            ("IDENTSPHERE_PASSWORD_REQUIRE_CLASSES", "lower, upper,digit,symbol"),
+            (
+                "IDENTSPHERE_PASSWORD_REQUIRE_CLASSES",
+                "lower, upper,digit,symbol",
+            ),
             ("IDENTSPHERE_PASSWORD_COMMON_LIST", "on"),
         ],
     )
@@ -375,7 +378,12 @@ fn password_policy_from_toml_and_env() {
     assert_eq!(p.required_classes, CharClass::ALL);
     assert!(p.refuse_common);
     // An empty list turns the class rules off.
-    let s = load_in(&dir, Some(toml), &[("IDENTSPHERE_PASSWORD_REQUIRE_CLASSES", "")]).unwrap();
+    let s = load_in(
+        &dir,
+        Some(toml),
+        &[("IDENTSPHERE_PASSWORD_REQUIRE_CLASSES", "")],
+    )
+    .unwrap();
     assert!(s.auth.password_policy.required_classes.is_empty());
 }
 
@@ -396,7 +404,11 @@ fn weak_or_impossible_password_policies_are_refused() {
         ],
     );
     assert_eq!(e.name, "IDENTSPHERE_PASSWORD_MAX_LENGTH");
-    let e = err_in(&dir, None, &[("IDENTSPHERE_PASSWORD_REQUIRE_CLASSES", "lower,emoji")]);
+    let e = err_in(
+        &dir,
+        None,
+        &[("IDENTSPHERE_PASSWORD_REQUIRE_CLASSES", "lower,emoji")],
+    );
     assert_eq!(e.name, "IDENTSPHERE_PASSWORD_REQUIRE_CLASSES");
     assert!(e.message.contains("\"emoji\""), "{e}");
     let e = err_in(&dir, Some("password_min_length = 4\n"), &[]);

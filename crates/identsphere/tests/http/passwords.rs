@@ -77,7 +77,10 @@ async fn import(app: &TestApp, lines: &str) {
 
 fn current_argon2id_prefix() -> String {
     let p = HashParams::default();
-    format!("$argon2id$v=19$m={},t={},p={}$", p.m_cost, p.t_cost, p.p_cost)
+    format!(
+        "$argon2id$v=19$m={},t={},p={}$",
+        p.m_cost, p.t_cost, p.p_cost
+    )
 }
 
 async fn imported_legacy_hashes_log_in_and_become_argon2id(b: Backend) {
@@ -135,7 +138,8 @@ async fn weaker_argon2_hashes_are_rehashed_at_login(b: Backend) {
     .hash(&SecretString::from(LEGACY_PASSWORD))
     .await
     .unwrap();
-    let line = json!({ "email": "weak@example.com", "password_hash": weak, "email_verified": true });
+    let line =
+        json!({ "email": "weak@example.com", "password_hash": weak, "email_verified": true });
     import(&app, &line.to_string()).await;
     assert_eq!(
         app.login("weak@example.com", LEGACY_PASSWORD)
@@ -195,12 +199,7 @@ async fn common_passwords_are_refused_wherever_a_password_is_set(b: Backend) {
         json!({ "email": "ann@example.com" }),
     )
     .await;
-    let token = app
-        .mail
-        .nth_to("ann@example.com", 1)
-        .await
-        .token()
-        .unwrap();
+    let token = app.mail.nth_to("ann@example.com", 1).await.token().unwrap();
     let r = app
         .post(
             "/v1/auth/password/reset",
@@ -222,7 +221,9 @@ async fn common_passwords_are_refused_wherever_a_password_is_set(b: Backend) {
     let owner = app.user("owner@example.com").await;
     let owner = owner["access_token"].as_str().unwrap();
     let org = app.org(owner, "Acme").await;
-    let invite = app.invite(owner, &org, "invitee@example.com", "member").await;
+    let invite = app
+        .invite(owner, &org, "invitee@example.com", "member")
+        .await;
     let r = app
         .post(
             "/v1/auth/invitations/accept",
@@ -271,5 +272,10 @@ async fn character_classes_and_lengths_when_configured(b: Backend) {
             json!({ "email": "ann@example.com", "password": "Correct horse 9 staple!" }),
         )
         .await;
-    assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+    assert_eq!(
+        r.status(),
+        StatusCode::CREATED,
+        "{}",
+        r.text().await.unwrap()
+    );
 }
