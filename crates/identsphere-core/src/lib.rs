@@ -10,6 +10,7 @@ pub mod clock;
 pub mod email;
 pub mod error;
 pub mod ids;
+pub mod import;
 pub mod mail;
 pub mod password;
 pub mod permissions;

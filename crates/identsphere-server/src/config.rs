@@ -56,6 +56,10 @@ const KEYS: &[&str] = &[
     "master_password",
     "master_password_file",
     "require_email_verification",
+    "password_min_length",
+    "password_max_length",
+    "password_require_classes",
+    "password_common_list",
     "app_permissions",
     "api_keys_allow_wildcard",
     "rate_limits",
@@ -212,6 +216,10 @@ struct FileConfig {
     master_password: Option<SecretString>,
     master_password_file: Option<String>,
     require_email_verification: Option<Flag>,
+    password_min_length: Option<u64>,
+    password_max_length: Option<u64>,
+    password_require_classes: Option<Vec<String>>,
+    password_common_list: Option<Flag>,
     app_permissions: Option<Vec<String>>,
     api_keys_allow_wildcard: Option<Flag>,
     rate_limits: Option<Flag>,
@@ -269,9 +277,15 @@ where
     K: Into<String>,
     V: Into<String>,
 {
-    let toml = match file {
+    let mut toml = match file {
         Some(path) => read_toml(path)?,
         None => FileConfig::default(),
+    };
+    let toml_policy = PolicyToml {
+        min: toml.password_min_length.take(),
+        max: toml.password_max_length.take(),
+        classes: toml.password_require_classes.take(),
+        common: flag(toml.password_common_list.take()),
     };
     let env: BTreeMap<String, String> = env
         .into_iter()
@@ -361,6 +375,7 @@ where
     if let Some(on) = l.typed("require_email_verification", verify, parse_bool)? {
         auth.require_email_verification = on;
     }
+    password_policy(&mut l, &toml_policy, &mut auth.password_policy)?;
     // A TOML list, or a comma-separated variable.
     let app_permissions = toml.app_permissions.map(|list| list.join(","));
     if let Some(list) = l.text("app_permissions", app_permissions, parse_string)? {
@@ -538,6 +553,55 @@ impl Layers<'_> {
         self.origins.insert(key, format!(" (read from {path})"));
         Ok(Some(secret))
     }
+}
+
+/// The password-policy settings of the config file.
+struct PolicyToml {
+    min: Option<u64>,
+    max: Option<u64>,
+    classes: Option<Vec<String>>,
+    common: Option<bool>,
+}
+
+/// Lengths, required character classes (a TOML list or `lower,upper,digit,symbol`;
+/// empty for none) and the common-password list; the library refuses a
+/// minimum below 8 or a maximum above 1024, and the error names the variable.
+fn password_policy(
+    l: &mut Layers<'_>,
+    toml: &PolicyToml,
+    policy: &mut identsphere::core::password::PasswordPolicy,
+) -> Result<(), ConfigError> {
+    if let Some(n) = l.typed("password_min_length", toml.min, parse_length)? {
+        policy.min_chars = usize::try_from(n).unwrap_or(usize::MAX);
+    }
+    if let Some(n) = l.typed("password_max_length", toml.max, parse_length)? {
+        policy.max_chars = usize::try_from(n).unwrap_or(usize::MAX);
+    }
+    let classes = toml.classes.as_ref().map(|list| list.join(","));
+    if let Some(classes) = l.text("password_require_classes", classes, parse_classes)? {
+        policy.required_classes = classes;
+    }
+    if let Some(on) = l.typed("password_common_list", toml.common, parse_bool)? {
+        policy.refuse_common = on;
+    }
+    Ok(())
+}
+
+fn parse_length(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("expected a number of characters, got {s:?}"))
+}
+
+fn parse_classes(s: &str) -> Result<Vec<identsphere::core::password::CharClass>, String> {
+    let mut classes = Vec::new();
+    for class in s.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+        let class = class.parse()?;
+        if !classes.contains(&class) {
+            classes.push(class);
+        }
+    }
+    Ok(classes)
 }
 
 fn master_credentials(

@@ -34,6 +34,24 @@ enum Command {
     /// Manage the token signing keys
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Bring in data from another system
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Import users with their bcrypt, scrypt, PBKDF2-SHA256 or Argon2 password
+    /// hashes from JSON lines; idempotent (existing addresses are skipped).
+    /// Exits 2 when some lines were invalid.
+    ///
+    /// Each line: {"email": "...", "password_hash": "...", "name"?: "...",
+    /// "email_verified"?: bool, "id"?: "uuid", "created_at"?: "RFC 3339"}
+    Users {
+        /// The JSON-lines file, or - for standard input
+        #[arg(value_name = "FILE.jsonl")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -46,7 +64,8 @@ enum KeysCommand {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mode = match cli.command {
-        Command::Migrate => SecretMode::Throwaway,
+        // Neither signs anything: no per-install secret is needed or created.
+        Command::Migrate | Command::Import(_) => SecretMode::Throwaway,
         Command::Serve | Command::Keys(_) => SecretMode::Persistent,
     };
     // Config errors go out through `main`'s error: one line naming the variable.
@@ -59,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,
         Command::Keys(KeysCommand::Rotate) => rotate_key(settings).await,
+        Command::Import(ImportCommand::Users { file }) => import_users(settings, &file).await,
     }
 }
 
@@ -105,6 +125,33 @@ async fn migrate(settings: Settings) -> anyhow::Result<()> {
         .await
         .map_err(service_error)?;
     info!("migrations applied");
+    Ok(())
+}
+
+async fn import_users(settings: Settings, file: &std::path::Path) -> anyhow::Result<()> {
+    let summary = if file.as_os_str() == "-" {
+        let stdin = tokio::io::BufReader::new(tokio::io::stdin());
+        identsphere::import_users(&settings.auth, stdin).await
+    } else {
+        let opened = tokio::fs::File::open(file)
+            .await
+            .map_err(|e| anyhow!("cannot open {}: {e}", file.display()))?;
+        identsphere::import_users(&settings.auth, tokio::io::BufReader::new(opened)).await
+    }
+    .map_err(service_error)?;
+    // The report is the command's output, for the operator: not log lines.
+    for bad in &summary.invalid {
+        eprintln!("line {}: {}", bad.line, bad.reason);
+    }
+    println!(
+        "imported: {}, skipped existing: {}, invalid: {}",
+        summary.imported,
+        summary.skipped_existing,
+        summary.invalid.len()
+    );
+    if !summary.invalid.is_empty() {
+        std::process::exit(2);
+    }
     Ok(())
 }
 

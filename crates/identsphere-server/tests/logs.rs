@@ -24,6 +24,10 @@ const PASSWORD: &str = "first password of ann";
 const NEW_PASSWORD: &str = "second password of ann";
 const RESET_PASSWORD: &str = "third password of ann";
 const EMAIL: &str = "ann.secretive@example.com";
+/// An imported user with a bcrypt hash (python bcrypt 5.0.0) of LEGACY_PASSWORD.
+const LEGACY_EMAIL: &str = "imported.person@example.com";
+const LEGACY_PASSWORD: &str = "Tr0ub4dor&3 legacy";
+const LEGACY_HASH: &str = "$2b$04$ayYakpr31rlJxT7O3OkvsOLnfVyKP/gNd8xEeqLRCAwD38NPIULvK";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_reaches_the_log() {
@@ -34,6 +38,24 @@ async fn no_secret_reaches_the_log() {
         .unwrap()
         .port();
     let mail = SmtpSink::start().await;
+    // Import a user with a legacy hash first, logging as verbosely as the server.
+    let users = dir.path().join("users.jsonl");
+    let line =
+        json!({ "email": LEGACY_EMAIL, "email_verified": true, "password_hash": LEGACY_HASH });
+    std::fs::write(&users, format!("{line}\n")).unwrap();
+    let import = Command::new(env!("CARGO_BIN_EXE_identsphere"))
+        .args(["import", "users"])
+        .arg(&users)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("RUST_LOG", "trace")
+        .env("IDENTSPHERE_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(import.status.success(), "{import:?}");
+    let import_log =
+        String::from_utf8(import.stdout).unwrap() + &String::from_utf8(import.stderr).unwrap();
+    assert!(import_log.contains("imported: 1"), "{import_log}");
     let child = Command::new(env!("CARGO_BIN_EXE_identsphere"))
         .arg("serve")
         .env_clear()
@@ -116,6 +138,22 @@ async fn no_secret_reaches_the_log() {
     )
     .await
     .unwrap();
+    // The imported user: a wrong password, then the right one (which rehashes).
+    for password in ["wrong legacy password", LEGACY_PASSWORD] {
+        post(
+            "/v1/auth/login",
+            None,
+            json!({ "email": LEGACY_EMAIL, "password": password }),
+        )
+        .await
+        .unwrap();
+    }
+    secrets.extend([
+        LEGACY_EMAIL.into(),
+        LEGACY_PASSWORD.into(),
+        LEGACY_HASH.into(),
+        "wrong legacy password".into(),
+    ]);
     let csrf: Vec<String> = r
         .headers()
         .get_all("set-cookie")
@@ -289,6 +327,15 @@ async fn no_secret_reaches_the_log() {
         log.contains("rate limits are kept in this process") && log.contains("rate limit reached"),
         "the Redis fallback and the limit hit are not logged:\n{log}"
     );
+    assert!(
+        log.contains("password hash upgraded to argon2id"),
+        "the legacy hash was not upgraded:\n{log}"
+    );
+    let log = import_log + &log;
+    // No password hash of any scheme, imported or fresh.
+    for scheme in ["$2b$", "$argon2", "ayYakpr31"] {
+        assert!(!log.contains(scheme), "a {scheme} hash appears in the log");
+    }
     for secret in &secrets {
         assert!(!secret.is_empty());
         assert!(

@@ -141,6 +141,38 @@ pub async fn users_email_is_unique(s: S) {
     ));
 }
 
+/// A password hash is replaced only while it is still the one the caller read.
+pub async fn password_hash_is_replaced_only_if_unchanged(s: S) {
+    let u = user(&s, "ann@example.com").await;
+    let old = u.password_hash.clone().unwrap();
+    let later = now() + Duration::seconds(5);
+    assert!(s
+        .replace_password_hash(u.id, &old, "$argon2id$upgraded", later)
+        .await
+        .unwrap());
+    let got = s.get_user(u.id).await.unwrap().unwrap();
+    assert_eq!(got.password_hash.as_deref(), Some("$argon2id$upgraded"));
+    assert_eq!(got.updated_at, later);
+    // The hash read earlier is stale now: nothing changes.
+    assert!(!s
+        .replace_password_hash(u.id, &old, "$argon2id$stale", later)
+        .await
+        .unwrap());
+    assert_eq!(
+        s.get_user(u.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash
+            .as_deref(),
+        Some("$argon2id$upgraded")
+    );
+    assert!(!s
+        .replace_password_hash(UserId::new(), &old, "$argon2id$x", later)
+        .await
+        .unwrap());
+}
+
 /// Listing and revoking only ever touch the given user's sessions.
 pub async fn sessions_list_and_revoke_are_scoped_by_user(s: S) {
     let ann = user(&s, "ann@example.com").await;

@@ -16,6 +16,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@cases $factory;
             users_create_find_update,
             users_email_is_unique,
+            password_hash_is_replaced_only_if_unchanged,
             sessions_list_and_revoke_are_scoped_by_user,
             revoked_since_lists_recent_revocations,
             rotation_then_grace_then_reuse,

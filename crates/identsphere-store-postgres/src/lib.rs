@@ -251,6 +251,25 @@ impl UserStore for PostgresStore {
         .ok_or(StoreError::NotFound)?
         .try_into()
     }
+
+    async fn replace_password_hash(
+        &self,
+        id: UserId,
+        expected: &str,
+        new_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        // One conditional UPDATE: compare and replace cannot interleave with a password change.
+        let done = sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3 AND password_hash = $4")
+            .bind(new_hash)
+            .bind(now)
+            .bind(id.0)
+            .bind(expected)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected() == 1)
+    }
 }
 
 const SESSION_COLUMNS: &str =

@@ -160,6 +160,27 @@ impl UserStore for SqliteStore {
         .ok_or(StoreError::NotFound)?
         .try_into()
     }
+
+    async fn replace_password_hash(
+        &self,
+        id: UserId,
+        expected: &str,
+        new_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        // One conditional UPDATE: compare and replace cannot interleave with a password change.
+        let done = sqlx::query(
+            "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ? AND password_hash = ?",
+        )
+        .bind(new_hash)
+        .bind(millis(now))
+        .bind(id.0)
+        .bind(expected)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(done.rows_affected() == 1)
+    }
 }
 
 const SESSION_COLUMNS: &str =

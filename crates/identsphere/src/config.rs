@@ -2,7 +2,7 @@
 //! The library never reads the environment; the `identsphere` binary does.
 use identsphere_core::{
     clock::{Clock, SystemClock},
-    password::{HashParams, PasswordPolicy},
+    password::{HashParams, PasswordPolicy, PolicyError},
     permissions::Permission,
     rate_limit::RateLimits,
     tokens::{JwtAlg, SigningSecret},
@@ -210,6 +210,10 @@ impl AuthServiceConfig {
                 "must be an address like `Name <no-reply@example.com>`",
             ));
         }
+        self.password_policy.validate().map_err(|e| match e {
+            PolicyError::MinLength(m) => ConfigError::new("password_min_length", m),
+            PolicyError::MaxLength(m) => ConfigError::new("password_max_length", m),
+        })?;
         if self.hash_concurrency == 0 {
             return Err(ConfigError::new("hash_concurrency", "must be at least 1"));
         }
@@ -309,6 +313,20 @@ mod tests {
         c.redis_url = Some(SecretString::from("http://x:6379"));
         assert_eq!(c.validate().unwrap_err().field, "redis_url");
         c.redis_url = Some(SecretString::from("redis://127.0.0.1:6379"));
+        assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn weak_password_policies_refused() {
+        let mut c = config("http://localhost:8080");
+        c.password_policy.min_chars = 7;
+        assert_eq!(c.validate().unwrap_err().field, "password_min_length");
+        let mut c = config("http://localhost:8080");
+        c.password_policy.max_chars = 1025;
+        assert_eq!(c.validate().unwrap_err().field, "password_max_length");
+        let mut c = config("http://localhost:8080");
+        c.password_policy.min_chars = 8;
+        c.password_policy.max_chars = 1024;
         assert_eq!(c.validate(), Ok(()));
     }
 

@@ -99,6 +99,26 @@ pub async fn migrate(config: &AuthServiceConfig) -> Result<(), Error> {
     Ok(())
 }
 
+/// Imports users with their existing password hashes from JSON lines (see
+/// [`identsphere_core::import::import_users`] for the format), after applying
+/// pending migrations. Idempotent: addresses that already have an account are
+/// skipped and counted. Imported bcrypt, scrypt and PBKDF2 hashes are replaced
+/// by Argon2id at each user's next login.
+///
+/// # Errors
+/// An unreachable database or a failing reader; bad lines are in the summary.
+pub async fn import_users<R: tokio::io::AsyncBufRead + Unpin>(
+    config: &AuthServiceConfig,
+    reader: R,
+) -> Result<identsphere_core::import::ImportSummary, Error> {
+    let store = store::connect(config).await?;
+    store.migrate().await?;
+    Ok(
+        identsphere_core::import::import_users(store.as_ref(), config.clock.as_ref(), reader)
+            .await?,
+    )
+}
+
 impl AuthService {
     /// Validates `config`, opens the store (migrating it unless told not to),
     /// loads the signing keys and starts following revocations.

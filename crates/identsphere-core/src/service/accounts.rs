@@ -355,11 +355,7 @@ impl Identity {
         let new_email = parse_email("new_email", &req.new_email)?;
         check_size("password", &req.password)?;
         let user = self.current_user(principal).await?;
-        if !self
-            .hasher
-            .verify(&req.password, user.password_hash.as_deref())
-            .await?
-        {
+        if !self.check_password(Some(&user), &req.password).await? {
             return Err(CoreError::InvalidCredentials);
         }
         if new_email == user.email {

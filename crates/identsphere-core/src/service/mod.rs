@@ -6,6 +6,7 @@ mod limits;
 mod orgs;
 mod sessions;
 
+pub(crate) use accounts::clean_name;
 pub use accounts::{EmailChangeRequest, SignupRequest};
 pub use api_keys::{NewApiKeyRequest, API_KEY_PREFIX};
 pub use invitations::{AcceptInvitation, AcceptedInvitation};

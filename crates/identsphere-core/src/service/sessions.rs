@@ -89,8 +89,7 @@ impl Identity {
                 }
             }
         }
-        let stored = user.as_ref().and_then(|u| u.password_hash.as_deref());
-        if !self.hasher.verify(&req.password, stored).await? {
+        if !self.check_password(user.as_ref(), &req.password).await? {
             for (kind, subject) in failures {
                 if let Some(subject) = subject {
                     self.record_limited_failure(kind, subject).await;
@@ -129,6 +128,53 @@ impl Identity {
         )
         .await;
         Ok((user, issued))
+    }
+
+    /// Checks `password` against `user`'s stored hash (against a dummy hash when
+    /// there is no user or no password, for the same work). Once it matched, a
+    /// legacy hash (an imported bcrypt, scrypt or PBKDF2 one) or a weaker Argon2
+    /// one is replaced by an Argon2id hash with the current parameters, in the
+    /// same request.
+    pub(super) async fn check_password(
+        &self,
+        user: Option<&User>,
+        password: &SecretString,
+    ) -> Result<bool> {
+        let stored = user.and_then(|u| u.password_hash.as_deref());
+        let verified = self.hasher.verify_detailed(password, stored).await?;
+        if let (true, true, Some(user), Some(old)) =
+            (verified.matches, verified.needs_rehash, user, stored)
+        {
+            self.upgrade_password_hash(user, old, password).await;
+        }
+        Ok(verified.matches)
+    }
+
+    /// A failed upgrade is logged, not returned: the password was right, and the
+    /// next login tries again. Neither hash is ever logged, only the old scheme.
+    async fn upgrade_password_hash(&self, user: &User, old: &str, password: &SecretString) {
+        let scheme = crate::password::identify(old).map_or("unknown", |s| s.as_str());
+        let new = match self.hasher.hash(password).await {
+            Ok(new) => new,
+            Err(e) => {
+                tracing::warn!(user.id = %user.id, error = %e, "rehashing a password failed");
+                return;
+            }
+        };
+        match self
+            .store
+            .replace_password_hash(user.id, old, &new, self.clock.now())
+            .await
+        {
+            Ok(true) => {
+                tracing::info!(user.id = %user.id, from = scheme, "password hash upgraded to argon2id");
+            }
+            // The password changed while this login was checking the old one.
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(user.id = %user.id, error = %e, "storing an upgraded password hash failed");
+            }
+        }
     }
 
     pub(super) async fn open_session(

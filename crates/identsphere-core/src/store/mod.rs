@@ -55,6 +55,16 @@ pub trait UserStore: Send + Sync {
         patch: &UserPatch,
         now: DateTime<Utc>,
     ) -> StoreResult<User>;
+    /// Replaces the password hash only if it is still `expected`; `false` when
+    /// it has changed meanwhile (or the user is gone). Rehashing at login uses
+    /// it, so an upgrade never overwrites a password changed during the login.
+    async fn replace_password_hash(
+        &self,
+        id: UserId,
+        expected: &str,
+        new_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
 }
 
 /// Sessions and their refresh-token chains.

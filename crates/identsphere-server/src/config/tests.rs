@@ -388,3 +388,78 @@ fn app_permissions_and_wildcard_keys() {
         assert_eq!(e.name, "IDENTSPHERE_APP_PERMISSIONS", "{bad}");
     }
 }
+
+#[test]
+fn password_policy_from_toml_and_env() {
+    use identsphere::core::password::CharClass;
+    let dir = TempDir::new().unwrap();
+    let s = load_in(&dir, None, &[]).unwrap();
+    let p = &s.auth.password_policy;
+    assert_eq!((p.min_chars, p.max_chars), (10, 128));
+    assert!(p.required_classes.is_empty() && p.refuse_common);
+
+    let toml = "password_min_length = 12\npassword_max_length = 200\n\
+                password_require_classes = [\"upper\", \"digit\"]\npassword_common_list = false\n";
+    let s = load_in(&dir, Some(toml), &[]).unwrap();
+    let p = &s.auth.password_policy;
+    assert_eq!((p.min_chars, p.max_chars), (12, 200));
+    assert_eq!(p.required_classes, [CharClass::Upper, CharClass::Digit]);
+    assert!(!p.refuse_common);
+
+    let s = load_in(
+        &dir,
+        Some(toml),
+        &[
+            ("IDENTSPHERE_PASSWORD_MIN_LENGTH", "16"),
+            (
+                "IDENTSPHERE_PASSWORD_REQUIRE_CLASSES",
+                "lower, upper,digit,symbol",
+            ),
+            ("IDENTSPHERE_PASSWORD_COMMON_LIST", "on"),
+        ],
+    )
+    .unwrap();
+    let p = &s.auth.password_policy;
+    assert_eq!((p.min_chars, p.max_chars), (16, 200));
+    assert_eq!(p.required_classes, CharClass::ALL);
+    assert!(p.refuse_common);
+    // An empty list turns the class rules off.
+    let s = load_in(
+        &dir,
+        Some(toml),
+        &[("IDENTSPHERE_PASSWORD_REQUIRE_CLASSES", "")],
+    )
+    .unwrap();
+    assert!(s.auth.password_policy.required_classes.is_empty());
+}
+
+#[test]
+fn weak_or_impossible_password_policies_are_refused() {
+    let dir = TempDir::new().unwrap();
+    let e = err_in(&dir, None, &[("IDENTSPHERE_PASSWORD_MIN_LENGTH", "7")]);
+    assert_eq!(e.name, "IDENTSPHERE_PASSWORD_MIN_LENGTH");
+    assert!(e.message.contains("at least 8"), "{e}");
+    let e = err_in(&dir, None, &[("IDENTSPHERE_PASSWORD_MAX_LENGTH", "1025")]);
+    assert_eq!(e.name, "IDENTSPHERE_PASSWORD_MAX_LENGTH");
+    let e = err_in(
+        &dir,
+        None,
+        &[
+            ("IDENTSPHERE_PASSWORD_MIN_LENGTH", "20"),
+            ("IDENTSPHERE_PASSWORD_MAX_LENGTH", "12"),
+        ],
+    );
+    assert_eq!(e.name, "IDENTSPHERE_PASSWORD_MAX_LENGTH");
+    let e = err_in(
+        &dir,
+        None,
+        &[("IDENTSPHERE_PASSWORD_REQUIRE_CLASSES", "lower,emoji")],
+    );
+    assert_eq!(e.name, "IDENTSPHERE_PASSWORD_REQUIRE_CLASSES");
+    assert!(e.message.contains("\"emoji\""), "{e}");
+    let e = err_in(&dir, Some("password_min_length = 4\n"), &[]);
+    assert_eq!(e.name, "IDENTSPHERE_PASSWORD_MIN_LENGTH");
+    assert!(e.message.contains("identsphere.toml"), "{e}");
+    let e = err_in(&dir, None, &[("IDENTSPHERE_PASSWORD_COMMON_LIST", "maybe")]);
+    assert_eq!(e.name, "IDENTSPHERE_PASSWORD_COMMON_LIST");
+}

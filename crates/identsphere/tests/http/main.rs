@@ -13,6 +13,7 @@ mod instances;
 mod invitations;
 mod openapi;
 mod organizations;
+mod passwords;
 mod rate_limits;
 mod refresh;
 mod sessions;

@@ -1,4 +1,13 @@
-//! Password hashing (Argon2id, off the async runtime in a bounded pool) and policy.
+//! Password hashing (Argon2id, off the async runtime in a bounded pool), the
+//! verification of imported legacy hashes, and the policy for new passwords.
+mod legacy;
+mod policy;
+
+pub use legacy::{identify, HashScheme};
+pub use policy::{
+    common_list_len, is_common, CharClass, PasswordPolicy, PolicyError, MIN_ALLOWED_CHARS,
+};
+
 use crate::error::{CoreError, FieldError, Result};
 use argon2::{
     password_hash::{rand_core::OsRng, Output, ParamsString, PasswordHash, SaltString},
@@ -14,7 +23,7 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 /// Stored hashes asking for more memory than this (an imported hash, say) are
 /// refused rather than allowed to balloon a worker.
-const MAX_VERIFY_KIB: u32 = 256 * 1024;
+pub(crate) const MAX_VERIFY_KIB: u32 = 256 * 1024;
 
 /// Argon2id parameters: OWASP's first recommended setting (19 MiB, 2 passes, 1 lane).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,31 +88,46 @@ impl Worker {
         Ok(phc.to_string())
     }
 
-    /// Verifies against a stored Argon2 PHC string, with the parameters it names.
-    fn verify(&mut self, password: &[u8], stored: &str) -> bool {
-        let Ok(phc) = PasswordHash::new(stored) else {
-            return false;
+    /// Verifies against a stored hash of any supported scheme, and says whether
+    /// it should be replaced by a hash with the current parameters.
+    fn verify(&mut self, password: &[u8], stored: &str) -> Verification {
+        let refused = Verification {
+            matches: false,
+            needs_rehash: false,
+        };
+        let parsed = match legacy::parse(stored) {
+            Ok(parsed) => parsed,
+            Err(reason) => {
+                // The reason names the scheme and its parameters, never the hash.
+                tracing::warn!(reason, "stored password hash cannot be verified");
+                return refused;
+            }
+        };
+        let legacy::Stored::Argon2(phc) = parsed else {
+            return Verification {
+                matches: parsed.verify_legacy(password),
+                needs_rehash: true,
+            };
         };
         let (Ok(algorithm), Ok(params)) =
             (Algorithm::try_from(phc.algorithm), Params::try_from(&phc))
         else {
-            return false;
+            return refused;
         };
         let version = phc.version.map_or(Ok(Version::V0x13), Version::try_from);
         let (Ok(version), Some(expected), Some(salt)) = (version, phc.hash, phc.salt) else {
-            return false;
+            return refused;
         };
-        if params.m_cost() > MAX_VERIFY_KIB {
-            tracing::warn!(
-                m_cost = params.m_cost(),
-                "stored password hash asks for too much memory; refused"
-            );
-            return false;
-        }
         let mut salt_buf = [0u8; 64];
         let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
-            return false;
+            return refused;
         };
+        let current = self.argon2.params();
+        // Weaker: another variant or version, or less memory or fewer passes.
+        let needs_rehash = algorithm != Algorithm::Argon2id
+            || version != Version::V0x13
+            || params.m_cost() < current.m_cost()
+            || params.t_cost() < current.t_cost();
         let count = params.block_count();
         let argon2 = Argon2::new(algorithm, version, params);
         let mut out = vec![0u8; expected.len()];
@@ -111,11 +135,24 @@ impl Worker {
             .hash_password_into_with_memory(password, salt, &mut out, self.blocks(count))
             .is_err()
         {
-            return false;
+            return refused;
         }
-        // Output's equality is constant-time.
-        Output::new(&out).is_ok_and(|o| o == expected)
+        Verification {
+            // Output's equality is constant-time.
+            matches: Output::new(&out).is_ok_and(|o| o == expected),
+            needs_rehash,
+        }
     }
+}
+
+/// The outcome of checking a password against a stored hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verification {
+    /// The password is the account's.
+    pub matches: bool,
+    /// The stored hash is a legacy scheme or weaker Argon2 than the current
+    /// parameters: once the password matched, store a fresh hash.
+    pub needs_rehash: bool,
 }
 
 /// Hashes and verifies passwords on a fixed pool of dedicated threads, so a
@@ -200,16 +237,33 @@ impl PasswordHasher {
     /// # Errors
     /// Only when the hashing pool is gone.
     pub async fn verify(&self, password: &SecretString, stored: Option<&str>) -> Result<bool> {
+        Ok(self.verify_detailed(password, stored).await?.matches)
+    }
+
+    /// [`Self::verify`], also telling whether a matching hash should be
+    /// replaced (legacy schemes such as bcrypt, or weaker Argon2 parameters).
+    /// Legacy schemes are verified on the pool's threads too.
+    ///
+    /// # Errors
+    /// Only when the hashing pool is gone.
+    pub async fn verify_detailed(
+        &self,
+        password: &SecretString,
+        stored: Option<&str>,
+    ) -> Result<Verification> {
         let known = stored.is_some();
         let stored = match stored {
             Some(s) => s.to_owned(),
             None => self.dummy_hash().await?,
         };
         let password = password.clone();
-        let ok = self
+        let v = self
             .run(move |w| w.verify(password.expose_secret().as_bytes(), &stored))
             .await?;
-        Ok(ok && known)
+        Ok(Verification {
+            matches: v.matches && known,
+            needs_rehash: v.needs_rehash && known,
+        })
     }
 
     async fn dummy_hash(&self) -> Result<String> {
@@ -220,48 +274,6 @@ impl PasswordHasher {
             .hash(&SecretString::from(crate::secret::random_token("")))
             .await?;
         Ok(self.dummy.get_or_init(|| h).clone())
-    }
-}
-
-/// Rules a new password must meet.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PasswordPolicy {
-    /// Fewest characters (Unicode scalar values).
-    pub min_chars: usize,
-    /// Most characters.
-    pub max_chars: usize,
-}
-
-impl Default for PasswordPolicy {
-    fn default() -> Self {
-        Self {
-            min_chars: 10,
-            max_chars: 128,
-        }
-    }
-}
-
-impl PasswordPolicy {
-    /// Checks a new password; `field` names it in the error.
-    ///
-    /// # Errors
-    /// `Validation` naming the rule that failed.
-    pub fn check(&self, field: &str, password: &SecretString) -> Result<()> {
-        check_size(field, password)?;
-        let chars = password.expose_secret().chars().count();
-        if chars < self.min_chars {
-            return Err(CoreError::field(
-                field,
-                format!("must be at least {} characters", self.min_chars),
-            ));
-        }
-        if chars > self.max_chars {
-            return Err(CoreError::field(
-                field,
-                format!("must be at most {} characters", self.max_chars),
-            ));
-        }
-        Ok(())
     }
 }
 
@@ -346,6 +358,82 @@ mod tests {
         assert!(results.into_iter().all(|r| r.unwrap()));
     }
 
+    #[tokio::test]
+    async fn legacy_hashes_verify_on_the_pool_and_ask_for_a_rehash() {
+        let h = fast();
+        let pw = SecretString::from("Tr0ub4dor&3 legacy");
+        let wrong = SecretString::from("Tr0ub4dor&3 legac");
+        for (_, hash) in legacy::tests::VECTORS {
+            let v = h.verify_detailed(&pw, Some(hash)).await.unwrap();
+            assert_eq!(
+                v,
+                Verification {
+                    matches: true,
+                    needs_rehash: true
+                },
+                "{hash}"
+            );
+            assert!(!h.verify(&wrong, Some(hash)).await.unwrap(), "{hash}");
+        }
+    }
+
+    #[tokio::test]
+    async fn weaker_argon2_asks_for_a_rehash_and_current_does_not() {
+        use argon2::PasswordHasher as _;
+        let h = PasswordHasher::new(
+            HashParams {
+                m_cost: 256,
+                t_cost: 2,
+                p_cost: 1,
+            },
+            1,
+        )
+        .unwrap();
+        let pw = SecretString::from("argon2 upgrade pw");
+        let current = h.hash(&pw).await.unwrap();
+        let v = h.verify_detailed(&pw, Some(&current)).await.unwrap();
+        assert!(v.matches && !v.needs_rehash);
+        let make = |alg, m, t| {
+            Argon2::new(alg, Version::V0x13, Params::new(m, t, 1, None).unwrap())
+                .hash_password(b"argon2 upgrade pw", &SaltString::generate(&mut OsRng))
+                .unwrap()
+                .to_string()
+        };
+        for weaker in [
+            make(Algorithm::Argon2id, 64, 2),
+            make(Algorithm::Argon2id, 256, 1),
+            make(Algorithm::Argon2i, 256, 2),
+        ] {
+            let v = h.verify_detailed(&pw, Some(&weaker)).await.unwrap();
+            assert!(v.matches && v.needs_rehash, "{weaker}");
+        }
+        let stronger = make(Algorithm::Argon2id, 512, 3);
+        let v = h.verify_detailed(&pw, Some(&stronger)).await.unwrap();
+        assert!(v.matches && !v.needs_rehash);
+        // A wrong password is never worth a rehash, nor an unknown account.
+        let v = h
+            .verify_detailed(&SecretString::from("nope"), Some(&current))
+            .await
+            .unwrap();
+        assert!(!v.matches);
+        let v = h.verify_detailed(&pw, None).await.unwrap();
+        assert_eq!(
+            v,
+            Verification {
+                matches: false,
+                needs_rehash: false
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn hashes_asking_for_too_much_memory_are_refused() {
+        let h = fast();
+        let pw = SecretString::from("x");
+        let greedy = "$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaA";
+        assert!(!h.verify(&pw, Some(greedy)).await.unwrap());
+    }
+
     #[test]
     fn default_params_are_owasp() {
         assert_eq!(
@@ -356,18 +444,5 @@ mod tests {
                 p_cost: 1
             }
         );
-    }
-
-    #[test]
-    fn policy() {
-        let p = PasswordPolicy::default();
-        assert!(p.check("password", &SecretString::from("short")).is_err());
-        assert!(p
-            .check("password", &SecretString::from("long enough pw"))
-            .is_ok());
-        assert!(p
-            .check("password", &SecretString::from("x".repeat(129)))
-            .is_err());
-        assert!(check_size("password", &SecretString::from("é".repeat(600))).is_err());
     }
 }
