@@ -725,6 +725,17 @@ impl Identity {
         Ok(Some(SessionOrganization { org, access }))
     }
 
+    /// The account the caller acts for.
+    ///
+    /// # Errors
+    /// `Unauthorized` when the account is gone.
+    pub async fn caller_user(&self, caller: &Caller) -> Result<User> {
+        self.store
+            .get_user(caller.user_id())
+            .await?
+            .ok_or(CoreError::Unauthorized)
+    }
+
     /// What `GET /v1/session` shows: the user and the active organization.
     ///
     /// # Errors
@@ -733,11 +744,7 @@ impl Identity {
         &self,
         caller: &Caller,
     ) -> Result<(User, Option<SessionOrganization>)> {
-        let user = self
-            .store
-            .get_user(caller.user_id())
-            .await?
-            .ok_or(CoreError::Unauthorized)?;
+        let user = self.caller_user(caller).await?;
         Ok((user, self.session_organization(caller).await?))
     }
 }

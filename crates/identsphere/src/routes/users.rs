@@ -33,8 +33,9 @@ pub async fn me(
     Authenticated(caller): Authenticated,
 ) -> ApiResult<axum::Json<UserResponse>> {
     caller.require_scope("users:read")?;
-    let (user, _) = state.identity.session_info(&caller).await?;
-    Ok(axum::Json(user.into()))
+    Ok(axum::Json(
+        state.identity.caller_user(&caller).await?.into(),
+    ))
 }
 
 /// Updates the caller's profile (the email changes through
