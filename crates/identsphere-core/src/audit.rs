@@ -69,6 +69,12 @@ actions! {
     InvitationAccepted => "invitation.accepted",
     ApiKeyCreated => "api_key.created",
     ApiKeyRevoked => "api_key.revoked",
+    MfaEnabled => "mfa.enabled",
+    MfaDisabled => "mfa.disabled",
+    MfaFailed => "mfa.failed",
+    MfaRecoveryCodeUsed => "mfa.recovery_code_used",
+    MfaRecoveryCodesRegenerated => "mfa.recovery_codes_regenerated",
+    StepUp => "user.step_up",
 }
 
 /// An opaque value that metadata may hold.

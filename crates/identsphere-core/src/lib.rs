@@ -11,6 +11,7 @@ pub mod email;
 pub mod error;
 pub mod ids;
 pub mod mail;
+pub mod mfa;
 pub mod password;
 pub mod permissions;
 pub mod revocation;

@@ -395,6 +395,8 @@ impl Identity {
         let wanted = self.permissions_of_role(org, role).await?;
         if current.as_str() == RoleName::OWNER || role.as_str() == RoleName::OWNER {
             access.require_owner()?;
+            // Making or unmaking an owner is sensitive: it needs a recent authentication.
+            self.require_recent_auth_of(caller).await?;
         } else if !access.is_owner() {
             access.require_all(&current_permissions)?;
             access.require_all(&wanted)?;

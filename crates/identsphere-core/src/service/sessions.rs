@@ -24,6 +24,20 @@ pub struct LoginRequest {
     pub password: SecretString,
 }
 
+/// What a correct password leads to.
+#[derive(Debug)]
+pub enum LoginOutcome {
+    /// Signed in: the user and the session's tokens.
+    SignedIn(User, IssuedTokens),
+    /// The account has a second factor: finish with [`Identity::verify_mfa`].
+    MfaRequired {
+        /// Opaque handle of the pending login (shown once, stored hashed).
+        mfa_token: String,
+        /// The second factors the account accepts (`totp`, `recovery_code`).
+        methods: Vec<&'static str>,
+    },
+}
+
 /// A fresh access and refresh token pair for a session.
 #[derive(Debug, Clone)]
 pub struct IssuedTokens {
@@ -40,16 +54,13 @@ pub struct IssuedTokens {
 }
 
 impl Identity {
-    /// Signs in with email and password and opens a session; returns the user and its tokens.
+    /// Signs in with email and password and opens a session; returns the user
+    /// and its tokens, or an MFA challenge when the account has a second factor.
     ///
     /// # Errors
     /// `InvalidCredentials` (unknown address and wrong password alike, after the
     /// same hashing work), `EmailNotVerified` when verification is required.
-    pub async fn login(
-        &self,
-        req: LoginRequest,
-        meta: &RequestMeta,
-    ) -> Result<(User, IssuedTokens)> {
+    pub async fn login(&self, req: LoginRequest, meta: &RequestMeta) -> Result<LoginOutcome> {
         check_size("password", &req.password)?;
         // A malformed address cannot have an account: answer as for any unknown one.
         let user = match Email::parse(&req.email) {
@@ -78,6 +89,14 @@ impl Identity {
         if self.config.require_email_verification && !user.email_verified {
             return Err(CoreError::EmailNotVerified);
         }
+        if self.has_mfa(user.id).await? {
+            let mfa_token = self.start_mfa_challenge(&user).await?;
+            tracing::info!(user.id = %user.id, "password accepted; second factor required");
+            return Ok(LoginOutcome::MfaRequired {
+                mfa_token,
+                methods: vec!["totp", "recovery_code"],
+            });
+        }
         let issued = self.open_session(&user, vec!["pwd".into()], meta).await?;
         tracing::info!(user.id = %user.id, session.id = %issued.session.id, "login succeeded");
         let target = Some(AuditValue::Session(issued.session.id));
@@ -89,7 +108,7 @@ impl Identity {
             AuditMetadata::default(),
         )
         .await;
-        Ok((user, issued))
+        Ok(LoginOutcome::SignedIn(user, issued))
     }
 
     pub(super) async fn open_session(
@@ -124,7 +143,11 @@ impl Identity {
     /// Signs an access token for `session`. The organization claims come from
     /// the membership as it is now: a role change shows at the next refresh,
     /// and a removed member's tokens lose the organization.
-    async fn issue(&self, session: Session, refresh_token: String) -> Result<IssuedTokens> {
+    pub(super) async fn issue(
+        &self,
+        session: Session,
+        refresh_token: String,
+    ) -> Result<IssuedTokens> {
         let membership = match session.org_id {
             Some(org) => self.store.get_membership(org, session.user_id).await?,
             None => None,

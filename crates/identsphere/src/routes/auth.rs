@@ -29,7 +29,7 @@ use axum::{
 };
 use axum_extra::extract::CookieJar;
 use identsphere_core::{
-    service::{EmailChangeRequest, LoginRequest, SignupRequest},
+    service::{EmailChangeRequest, LoginOutcome, LoginRequest, SignupRequest},
     CoreError,
 };
 use secrecy::SecretString;
@@ -115,9 +115,11 @@ pub async fn resend_verification(
 }
 
 /// Signs in. Returns the token pair in the body and sets the
-/// `identsphere_access`, `identsphere_refresh` and `identsphere_csrf` cookies.
+/// `identsphere_access`, `identsphere_refresh` and `identsphere_csrf` cookies;
+/// or, when the account has MFA on, answers `status: "mfa_required"` with an
+/// `mfa_token` (no tokens, no cookies) to finish at `/v1/auth/mfa/verify`.
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginBody, responses(
-    (status = 200, description = "Signed in", body = LoginResponse),
+    (status = 200, description = "Signed in (`status: ok`), or a second factor is needed (`status: mfa_required`)", body = LoginAnswer),
     (status = 401, description = "`invalid_credentials`", body = Problem),
     (status = 403, description = "`email_not_verified`", body = Problem),
 ))]
@@ -126,14 +128,29 @@ pub async fn login(
     ClientMeta(meta): ClientMeta,
     jar: CookieJar,
     Json(body): Json<LoginBody>,
-) -> ApiResult<(CookieJar, axum::Json<LoginResponse>)> {
+) -> ApiResult<Response> {
     let req = LoginRequest {
         email: body.email,
         password: SecretString::from(body.password),
     };
-    let (user, tokens) = state.identity.login(req, &meta).await?;
-    let jar = state.cookies.set_session(jar, &tokens);
-    Ok((jar, axum::Json(LoginResponse::new(tokens, user))))
+    match state.identity.login(req, &meta).await? {
+        LoginOutcome::SignedIn(user, tokens) => {
+            let jar = state.cookies.set_session(jar, &tokens);
+            Ok((
+                jar,
+                axum::Json(LoginAnswer::SignedIn(LoginResponse::new(tokens, user))),
+            )
+                .into_response())
+        }
+        LoginOutcome::MfaRequired { mfa_token, methods } => {
+            Ok(axum::Json(LoginAnswer::MfaRequired(MfaRequiredResponse {
+                status: "mfa_required",
+                mfa_token,
+                methods,
+            }))
+            .into_response())
+        }
+    }
 }
 
 /// Rotates the refresh token (from the JSON body, or else the
