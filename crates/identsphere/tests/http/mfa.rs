@@ -1,9 +1,9 @@
 //! TOTP second factor, recovery codes and step-up, over HTTP on both stores.
 //!
-//! Codes are computed here by an implementation independent of the server's
-//! (`totp-rs` there; RFC 4226 truncation over `ring`'s HMAC-SHA-1 and a
-//! hand-written base32 decoder here), itself checked against RFC 6238's
-//! Appendix B vectors. Time is a ManualClock: nothing sleeps.
+//! Codes are computed by `identsphere_testkit::totp`, an implementation
+//! independent of the server's (`totp-rs` there; RFC 4226 truncation over
+//! `ring`'s HMAC-SHA-1 there), itself checked against RFC 6238's Appendix B
+//! vectors. Time is a ManualClock: nothing sleeps.
 use crate::support::{both_stores, cookie_value, problem, Backend, TestApp, PASSWORD};
 use chrono::Duration;
 use identsphere::core::{
@@ -11,6 +11,7 @@ use identsphere::core::{
     clock::{Clock, ManualClock},
     store::PageRequest,
 };
+use identsphere_testkit::totp::{base32_decode, totp_at};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -23,59 +24,6 @@ both_stores! {
     disable_and_regenerate_need_the_password_and_recent_auth,
     sensitive_operations_need_a_recent_authentication,
     step_up_with_a_code_adds_otp,
-}
-
-fn base32_decode(s: &str) -> Vec<u8> {
-    let mut bits: u64 = 0;
-    let mut n = 0;
-    let mut out = Vec::new();
-    for c in s.trim_end_matches('=').chars() {
-        let v = match c.to_ascii_uppercase() {
-            c @ 'A'..='Z' => c as u64 - 'A' as u64,
-            c @ '2'..='7' => c as u64 - '2' as u64 + 26,
-            other => panic!("not base32: {other:?}"),
-        };
-        bits = (bits << 5) | v;
-        n += 5;
-        if n >= 8 {
-            n -= 8;
-            out.push((bits >> n) as u8);
-            bits &= (1 << n) - 1;
-        }
-    }
-    out
-}
-
-/// RFC 4226 HOTP with RFC 6238's 30-second counter, 6 digits.
-fn totp_at(secret: &[u8], unix: i64) -> String {
-    use ring::hmac;
-    let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret);
-    let counter = (unix / 30) as u64;
-    let mac = hmac::sign(&key, &counter.to_be_bytes());
-    let mac = mac.as_ref();
-    let offset = (mac[19] & 0x0f) as usize;
-    let bin = u32::from_be_bytes([mac[offset], mac[offset + 1], mac[offset + 2], mac[offset + 3]])
-        & 0x7fff_ffff;
-    format!("{:06}", bin % 1_000_000)
-}
-
-#[test]
-fn the_test_implementation_matches_rfc6238_appendix_b() {
-    let secret = b"12345678901234567890";
-    for (t, code8) in [
-        (59, "94287082"),
-        (1_111_111_109, "07081804"),
-        (1_111_111_111, "14050471"),
-        (1_234_567_890, "89005924"),
-        (2_000_000_000, "69279037"),
-        (20_000_000_000, "65353130"),
-    ] {
-        assert_eq!(totp_at(secret, t), code8[2..], "t = {t}");
-    }
-    assert_eq!(
-        base32_decode("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"),
-        b"12345678901234567890"
-    );
 }
 
 struct Mfa {
@@ -115,7 +63,11 @@ impl Mfa {
         let secret = base32_decode(b32);
         assert_eq!(secret.len(), 20);
         let right = self.code(&secret);
-        let wrong = if right == "000000" { "111111" } else { "000000" };
+        let wrong = if right == "000000" {
+            "111111"
+        } else {
+            "000000"
+        };
         problem(
             self.app
                 .post_bearer("/v1/auth/mfa/totp/confirm", token, json!({ "code": wrong }))
@@ -177,8 +129,12 @@ fn token(login: &Value) -> &str {
 
 fn claims(jwt: &str) -> Value {
     use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(jwt.split('.').nth(1).unwrap()).unwrap())
-        .unwrap()
+    serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(jwt.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 async fn enrollment_then_login_needs_a_code_once(b: Backend) {
@@ -192,7 +148,10 @@ async fn enrollment_then_login_needs_a_code_once(b: Backend) {
         .json()
         .await
         .unwrap();
-    assert_eq!(status, json!({ "enabled": false, "recovery_codes_left": 0 }));
+    assert_eq!(
+        status,
+        json!({ "enabled": false, "recovery_codes_left": 0 })
+    );
     let (secret, _) = m.enable(token(&login)).await;
     let status: Value = m
         .app
@@ -201,7 +160,10 @@ async fn enrollment_then_login_needs_a_code_once(b: Backend) {
         .json()
         .await
         .unwrap();
-    assert_eq!(status, json!({ "enabled": true, "recovery_codes_left": 10 }));
+    assert_eq!(
+        status,
+        json!({ "enabled": true, "recovery_codes_left": 10 })
+    );
     // A second enrollment is refused while MFA is on.
     problem(
         m.app
@@ -233,7 +195,10 @@ async fn enrollment_then_login_needs_a_code_once(b: Backend) {
     assert_eq!(body["user"]["email"], "ann@example.com");
     assert_eq!(claims(token(&body))["amr"], json!(["pwd", "otp", "mfa"]));
     assert_eq!(
-        m.app.get_bearer("/v1/users/me", token(&body)).await.status(),
+        m.app
+            .get_bearer("/v1/users/me", token(&body))
+            .await
+            .status(),
         StatusCode::OK
     );
     // The MFA token is spent.
@@ -261,7 +226,10 @@ async fn enrollment_then_login_needs_a_code_once(b: Backend) {
     )
     .await;
     let next = totp_at(&secret, m.clock.now().timestamp() + 30);
-    assert_eq!(m.verify(&again, "code", &next).await.status(), StatusCode::OK);
+    assert_eq!(
+        m.verify(&again, "code", &next).await.status(),
+        StatusCode::OK
+    );
     // An MFA token lives 5 minutes.
     let late = m.mfa_login("ann@example.com").await;
     m.clock.advance(Duration::minutes(5));
@@ -294,12 +262,8 @@ async fn one_code_on_twenty_mfa_tokens_is_accepted_once(b: Backend) {
         tokens.push(m.mfa_login("ann@example.com").await);
     }
     let code = m.code(&secret);
-    let answers = futures::future::join_all(
-        tokens
-            .iter()
-            .map(|t| m.verify(t, "code", &code)),
-    )
-    .await;
+    let answers =
+        futures::future::join_all(tokens.iter().map(|t| m.verify(t, "code", &code))).await;
     let mut ok = 0;
     for r in answers {
         match r.status() {
@@ -318,7 +282,11 @@ async fn three_wrong_codes_end_the_mfa_token(b: Backend) {
     let (secret, recovery) = m.enable(token(&login)).await;
     let mfa_token = m.mfa_login("ann@example.com").await;
     let right = m.code(&secret);
-    let wrong = if right == "000000" { "111111" } else { "000000" };
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
     for _ in 0..3 {
         problem(
             m.verify(&mfa_token, "code", wrong).await,
@@ -341,7 +309,10 @@ async fn three_wrong_codes_end_the_mfa_token(b: Backend) {
     .await;
     // The dead token did not spend the code: a new login accepts it.
     let fresh = m.mfa_login("ann@example.com").await;
-    assert_eq!(m.verify(&fresh, "code", &right).await.status(), StatusCode::OK);
+    assert_eq!(
+        m.verify(&fresh, "code", &right).await.status(),
+        StatusCode::OK
+    );
     // Failures are audited, by id only.
     let store = m.app.service.state().identity().store().clone();
     let failed = store
@@ -359,10 +330,9 @@ async fn three_wrong_codes_end_the_mfa_token(b: Backend) {
         .unwrap();
     assert_eq!(failed.len(), 3);
     let ann_id = login["user"]["id"].as_str().unwrap();
-    assert!(failed
-        .iter()
-        .all(|e| e.actor_id.map(|a| a.to_string()).as_deref() == Some(ann_id)
-            && e.metadata == json!({})));
+    assert!(failed.iter().all(
+        |e| e.actor_id.map(|a| a.to_string()).as_deref() == Some(ann_id) && e.metadata == json!({})
+    ));
     let actions: Vec<String> = store
         .list_audit(
             &AuditFilter::default(),
@@ -440,7 +410,11 @@ async fn disable_and_regenerate_need_the_password_and_recent_auth(b: Backend) {
     }
     let r = m
         .app
-        .post_bearer("/v1/auth/mfa/recovery-codes", t, json!({ "password": PASSWORD }))
+        .post_bearer(
+            "/v1/auth/mfa/recovery-codes",
+            t,
+            json!({ "password": PASSWORD }),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     let new_codes: Value = r.json().await.unwrap();
@@ -519,7 +493,10 @@ async fn sensitive_operations_need_a_recent_authentication(b: Backend) {
     // Within 5 minutes of sign-in everything is allowed.
     m.clock.advance(Duration::seconds(299));
     assert_eq!(
-        m.app.post_bearer("/v1/api-keys", &ann, key.clone()).await.status(),
+        m.app
+            .post_bearer("/v1/api-keys", &ann, key.clone())
+            .await
+            .status(),
         StatusCode::CREATED
     );
     m.clock.advance(Duration::seconds(2));
@@ -538,7 +515,9 @@ async fn sensitive_operations_need_a_recent_authentication(b: Backend) {
     )
     .await;
     problem(
-        m.app.post_bearer("/v1/auth/email/change", &ann, email.clone()).await,
+        m.app
+            .post_bearer("/v1/auth/email/change", &ann, email.clone())
+            .await,
         StatusCode::FORBIDDEN,
         "step_up_required",
     )
@@ -562,7 +541,11 @@ async fn sensitive_operations_need_a_recent_authentication(b: Backend) {
     // Step-up with a wrong password changes nothing.
     problem(
         m.app
-            .post_bearer("/v1/auth/step-up", &ann, json!({ "password": "wrong password" }))
+            .post_bearer(
+                "/v1/auth/step-up",
+                &ann,
+                json!({ "password": "wrong password" }),
+            )
             .await,
         StatusCode::UNAUTHORIZED,
         "invalid_credentials",
@@ -594,7 +577,10 @@ async fn sensitive_operations_need_a_recent_authentication(b: Backend) {
     assert_eq!(stepped["session_id"], login["session_id"]);
     // The session row is authoritative: the older access token counts too.
     assert_eq!(
-        m.app.post_bearer("/v1/api-keys", &ann, key.clone()).await.status(),
+        m.app
+            .post_bearer("/v1/api-keys", &ann, key.clone())
+            .await
+            .status(),
         StatusCode::CREATED
     );
     assert_eq!(
@@ -623,7 +609,9 @@ async fn sensitive_operations_need_a_recent_authentication(b: Backend) {
     }
     m.clock.advance(Duration::minutes(6));
     problem(
-        m.app.post_bearer("/v1/api-keys", token(&stepped), key).await,
+        m.app
+            .post_bearer("/v1/api-keys", token(&stepped), key)
+            .await,
         StatusCode::FORBIDDEN,
         "step_up_required",
     )
