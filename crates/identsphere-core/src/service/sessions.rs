@@ -28,7 +28,7 @@ pub struct LoginRequest {
 #[derive(Debug)]
 pub enum LoginOutcome {
     /// Signed in: the user and the session's tokens.
-    SignedIn(User, IssuedTokens),
+    SignedIn(Box<(User, IssuedTokens)>),
     /// The account has a second factor: finish with [`Identity::verify_mfa`].
     MfaRequired {
         /// Opaque handle of the pending login (shown once, stored hashed).
@@ -108,7 +108,7 @@ impl Identity {
             AuditMetadata::default(),
         )
         .await;
-        Ok(LoginOutcome::SignedIn(user, issued))
+        Ok(LoginOutcome::SignedIn(Box::new((user, issued))))
     }
 
     pub(super) async fn open_session(

@@ -134,7 +134,8 @@ pub async fn login(
         password: SecretString::from(body.password),
     };
     match state.identity.login(req, &meta).await? {
-        LoginOutcome::SignedIn(user, tokens) => {
+        LoginOutcome::SignedIn(signed_in) => {
+            let (user, tokens) = *signed_in;
             let jar = state.cookies.set_session(jar, &tokens);
             Ok((
                 jar,
