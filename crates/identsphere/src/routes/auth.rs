@@ -301,6 +301,7 @@ pub async fn change_password(
 #[utoipa::path(post, path = "/v1/auth/email/change", tag = "auth", request_body = ChangeEmailBody, responses(
     (status = 202, description = "Confirmation sent to the new address", body = Accepted),
     (status = 401, description = "`invalid_credentials` or `unauthorized`", body = Problem),
+    (status = 403, description = "`step_up_required` (sign-in older than 5 minutes)", body = Problem),
     (status = 422, description = "Invalid address", body = Problem),
 ), security(("bearer" = []), ("cookie" = [])))]
 pub async fn change_email(
