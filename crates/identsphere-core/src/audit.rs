@@ -71,6 +71,12 @@ actions! {
     ApiKeyRevoked => "api_key.revoked",
     RateLimitExceeded => "rate_limit.exceeded",
     UserLockedOut => "user.locked_out",
+    MfaEnabled => "mfa.enabled",
+    MfaDisabled => "mfa.disabled",
+    MfaFailed => "mfa.failed",
+    MfaRecoveryCodeUsed => "mfa.recovery_code_used",
+    MfaRecoveryCodesRegenerated => "mfa.recovery_codes_regenerated",
+    StepUp => "user.step_up",
 }
 
 /// An opaque value that metadata may hold.

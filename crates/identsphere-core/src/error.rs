@@ -40,6 +40,15 @@ pub enum CoreError {
     /// A retired refresh token came back after the reuse grace; the session is revoked.
     #[error("refresh token reused; the session has been revoked")]
     RefreshTokenReused,
+    /// A wrong (or already used) second-factor code.
+    #[error("invalid verification code")]
+    InvalidMfaCode,
+    /// An MFA login token is unknown, expired, used, or spent its attempts: sign in again.
+    #[error("the MFA login is invalid or has expired; sign in again")]
+    InvalidMfaToken,
+    /// The operation needs an authentication newer than the session's (step-up).
+    #[error("this operation needs a recent authentication; step up and retry")]
+    StepUpRequired,
     /// A one-time link token is unknown, used or expired.
     #[error("the link is invalid or has expired")]
     InvalidLinkToken,

@@ -12,6 +12,7 @@ pub mod error;
 pub mod ids;
 pub mod import;
 pub mod mail;
+pub mod mfa;
 pub mod password;
 pub mod permissions;
 pub mod rate_limit;

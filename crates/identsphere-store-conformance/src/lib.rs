@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod cases;
+pub mod mfa_cases;
 pub mod org_cases;
 
 /// Expands every case into a test against the stores made by `$factory`.
@@ -47,6 +48,24 @@ macro_rules! conformance_tests {
             switching_org_keeps_other_refresh_tokens,
             api_keys_lifecycle
         );
+        $crate::conformance_tests!(@mfa_cases $factory;
+            totp_enrollment_confirmation_and_steps,
+            concurrent_totp_step_has_one_winner,
+            recovery_codes_are_used_once_even_concurrently,
+            mfa_challenges_expire_count_attempts_and_are_consumed_once,
+            reauthentication_sets_auth_time_and_keeps_refresh_tokens
+        );
+    };
+    (@mfa_cases $factory:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                match $factory().await {
+                    Some(store) => $crate::mfa_cases::$case(store).await,
+                    None => eprintln!("skipped: backend not configured"),
+                }
+            }
+        )*
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
         $(

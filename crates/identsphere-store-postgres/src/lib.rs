@@ -6,6 +6,7 @@
 //! `NOTIFY` so every instance's revocation cache learns of them at once.
 #![deny(missing_docs)]
 
+mod mfa;
 mod orgs;
 mod rows;
 
@@ -498,6 +499,35 @@ impl SessionStore for PostgresStore {
              WHERE id = $4 AND revoked_at IS NULL AND expires_at > $2 RETURNING *",
         )
         .bind(org.map(|o| o.0))
+        .bind(now)
+        .bind(refresh.expires_at)
+        .bind(session.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        insert_refresh(&mut tx, session, refresh).await?;
+        tx.commit().await.map_err(backend)?;
+        row.try_into().map(Some)
+    }
+
+    async fn reauthenticate_session(
+        &self,
+        session: SessionId,
+        auth_time: DateTime<Utc>,
+        amr: &[String],
+        refresh: &NewRefreshToken,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Session>> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let row: Option<SessionRow> = sqlx::query_as(
+            "UPDATE sessions SET auth_time = $1, amr = $2, last_seen_at = $3, expires_at = $4
+             WHERE id = $5 AND revoked_at IS NULL AND expires_at > $3 RETURNING *",
+        )
+        .bind(auth_time)
+        .bind(amr)
         .bind(now)
         .bind(refresh.expires_at)
         .bind(session.0)

@@ -5,6 +5,7 @@
 //! on the write lock instead of racing.
 #![deny(missing_docs)]
 
+mod mfa;
 mod orgs;
 mod rows;
 
@@ -398,6 +399,40 @@ impl SessionStore for SqliteStore {
              WHERE id = ? AND revoked_at IS NULL AND expires_at > ? RETURNING *",
         )
         .bind(org.map(|o| o.0))
+        .bind(millis(now))
+        .bind(millis(refresh.expires_at))
+        .bind(session.0)
+        .bind(millis(now))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        insert_refresh(&mut tx, session, refresh).await?;
+        tx.commit().await.map_err(backend)?;
+        row.try_into().map(Some)
+    }
+
+    async fn reauthenticate_session(
+        &self,
+        session: SessionId,
+        auth_time: DateTime<Utc>,
+        amr: &[String],
+        refresh: &NewRefreshToken,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Session>> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let row: Option<SessionRow> = sqlx::query_as(
+            "UPDATE sessions SET auth_time = ?, amr = ?, last_seen_at = ?, expires_at = ?
+             WHERE id = ? AND revoked_at IS NULL AND expires_at > ? RETURNING *",
+        )
+        .bind(millis(auth_time))
+        .bind(amr.join(" "))
         .bind(millis(now))
         .bind(millis(refresh.expires_at))
         .bind(session.0)

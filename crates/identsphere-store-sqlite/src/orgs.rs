@@ -16,7 +16,7 @@ use identsphere_core::{
 use sqlx::{Sqlite, Transaction};
 
 impl SqliteStore {
-    async fn write_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+    pub(crate) async fn write_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
         self.pool
             .begin_with("BEGIN IMMEDIATE")
             .await

@@ -2,8 +2,10 @@
 //!
 //! [`SmtpSink`] is a real SMTP server on a loopback port, speaking enough of
 //! RFC 5321 (EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT) for lettre and
-//! other clients, and keeping every message it accepts.
+//! other clients, and keeping every message it accepts. [`totp`] computes
+//! RFC 6238 codes independently of the server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+pub mod totp;
 
 use std::{
     sync::{Arc, Mutex},

@@ -656,3 +656,90 @@ impl From<AuditEvent> for AuditEventResponse {
         }
     }
 }
+
+/// The answer to a correct password when the account has a second factor.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MfaRequiredResponse {
+    /// `"mfa_required"`.
+    pub status: &'static str,
+    /// Opaque handle for `POST /v1/auth/mfa/verify`; lives 5 minutes and
+    /// dies after 3 wrong codes.
+    pub mfa_token: String,
+    /// Accepted second factors: `totp`, `recovery_code`.
+    pub methods: Vec<&'static str>,
+}
+
+/// `POST /v1/auth/login` answers either shape (told apart by `status`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LoginAnswer {
+    /// `status: "ok"`: signed in.
+    SignedIn(LoginResponse),
+    /// `status: "mfa_required"`: finish with `/v1/auth/mfa/verify`.
+    MfaRequired(MfaRequiredResponse),
+}
+
+/// Second step of an MFA login: exactly one of `code` and `recovery_code`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MfaVerifyBody {
+    /// The `mfa_token` of the login answer.
+    pub mfa_token: String,
+    /// A 6-digit TOTP code.
+    pub code: Option<String>,
+    /// One of the recovery codes.
+    pub recovery_code: Option<String>,
+}
+
+/// A started TOTP enrollment.
+#[derive(Serialize, ToSchema)]
+pub struct TotpEnrollResponse {
+    /// The secret in base32 (for typing into an authenticator app).
+    pub secret: String,
+    /// `otpauth://totp/…` (for a QR code).
+    pub otpauth_uri: String,
+}
+
+/// A TOTP code.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CodeBody {
+    /// 6 digits.
+    pub code: String,
+}
+
+/// Recovery codes, shown this once.
+#[derive(Serialize, ToSchema)]
+pub struct RecoveryCodesResponse {
+    /// Ten single-use codes.
+    pub recovery_codes: Vec<String>,
+}
+
+/// Password re-confirmation.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordBody {
+    /// The current password.
+    #[schema(format = Password)]
+    pub password: String,
+}
+
+/// Step-up: exactly one of `password` and `code`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepUpBody {
+    /// The current password.
+    #[schema(format = Password)]
+    pub password: Option<String>,
+    /// A TOTP code.
+    pub code: Option<String>,
+}
+
+/// Whether MFA is on.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MfaStatusResponse {
+    /// A confirmed authenticator guards sign-in.
+    pub enabled: bool,
+    /// Unused recovery codes.
+    pub recovery_codes_left: u32,
+}

@@ -111,6 +111,24 @@ impl ApiError {
                     "Refresh token reused",
                     e.to_string(),
                 ),
+                CoreError::InvalidMfaCode => p(
+                    S::UNAUTHORIZED,
+                    "invalid_mfa_code",
+                    "Invalid verification code",
+                    e.to_string(),
+                ),
+                CoreError::InvalidMfaToken => p(
+                    S::UNAUTHORIZED,
+                    "invalid_mfa_token",
+                    "Invalid MFA login",
+                    e.to_string(),
+                ),
+                CoreError::StepUpRequired => p(
+                    S::FORBIDDEN,
+                    "step_up_required",
+                    "Recent authentication required",
+                    e.to_string(),
+                ),
                 CoreError::InvalidLinkToken => p(
                     S::BAD_REQUEST,
                     "invalid_token",

@@ -173,6 +173,7 @@ impl AuthService {
                 require_email_verification: config.require_email_verification,
                 password_policy: config.password_policy.clone(),
                 refresh_key: subkey(secret.bytes(), "refresh-successor"),
+                totp_key: subkey(secret.bytes(), "totp"),
                 app_permissions: config.parsed_app_permissions()?,
                 allow_wildcard_api_key_scope: config.allow_wildcard_api_key_scope,
                 rate_limits: config.rate_limits.clone(),

@@ -345,13 +345,16 @@ impl Identity {
     /// Starts an email change: checks the password and mails a confirmation
     /// link to the new address. A taken address gets the same answer and no mail.
     ///
+    /// Needs a recent authentication (step-up).
+    ///
     /// # Errors
-    /// `InvalidCredentials`, or `Validation` for a malformed or unchanged address.
+    /// `StepUpRequired`, `InvalidCredentials`, or `Validation` for a malformed or unchanged address.
     pub async fn request_email_change(
         &self,
         principal: &Principal,
         req: EmailChangeRequest,
     ) -> Result<()> {
+        self.require_recent_auth(principal).await?;
         let new_email = parse_email("new_email", &req.new_email)?;
         check_size("password", &req.password)?;
         let user = self.current_user(principal).await?;

@@ -74,10 +74,11 @@ impl Identity {
 
     /// Creates a key and returns it with its secret, which is never shown
     /// again. Organization keys need `api_keys:manage` there, and no key gets
-    /// a permission its creator lacks. Keys cannot create keys.
+    /// a permission its creator lacks. Keys cannot create keys. Needs a
+    /// recent authentication (step-up).
     ///
     /// # Errors
-    /// `Validation`, `NotFound` (organization), `Forbidden`.
+    /// `StepUpRequired`, `Validation`, `NotFound` (organization), `Forbidden`.
     pub async fn create_api_key(
         &self,
         caller: &Caller,
@@ -85,6 +86,7 @@ impl Identity {
         meta: &RequestMeta,
     ) -> Result<(ApiKey, String)> {
         let principal = caller.session()?;
+        self.require_recent_auth(principal).await?;
         let name = req.name.trim();
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
             return Err(CoreError::field(

@@ -3,6 +3,7 @@ mod accounts;
 mod api_keys;
 mod invitations;
 mod limits;
+mod mfa;
 mod orgs;
 mod sessions;
 
@@ -11,8 +12,9 @@ pub use accounts::{EmailChangeRequest, SignupRequest};
 pub use api_keys::{NewApiKeyRequest, API_KEY_PREFIX};
 pub use invitations::{AcceptInvitation, AcceptedInvitation};
 pub use limits::LimitSubject;
+pub use mfa::{MfaProof, TotpEnrollment, STEP_UP_MAX_AGE_SECS};
 pub use orgs::{Caller, OrgAccess, SessionOrganization};
-pub use sessions::{IssuedTokens, LoginRequest};
+pub use sessions::{IssuedTokens, LoginOutcome, LoginRequest};
 
 use crate::{
     audit::{AuditAction, AuditMetadata, AuditValue, NewAuditEvent},
@@ -50,6 +52,8 @@ pub struct IdentityConfig {
     pub password_policy: PasswordPolicy,
     /// Key for deriving refresh-token successors (a sub-key of the server secret).
     pub refresh_key: [u8; 32],
+    /// Key sealing TOTP secrets at rest (a sub-key of the server secret).
+    pub totp_key: [u8; 32],
     /// The host application's permissions (`app:*`), granted to owners and
     /// admins and usable in custom roles and API-key scopes.
     pub app_permissions: Vec<crate::permissions::Permission>,
@@ -355,6 +359,7 @@ mod tests {
             require_email_verification: true,
             password_policy: PasswordPolicy::default(),
             refresh_key: [0; 32],
+            totp_key: [0; 32],
             app_permissions: Vec::new(),
             allow_wildcard_api_key_scope: false,
             rate_limits: RateLimits::default(),

@@ -392,6 +392,8 @@ impl Identity {
         let wanted = self.permissions_of_role(org, role).await?;
         if current.as_str() == RoleName::OWNER || role.as_str() == RoleName::OWNER {
             access.require_owner()?;
+            // Making or unmaking an owner is sensitive: it needs a recent authentication.
+            self.require_recent_auth_of(caller).await?;
         }
         // Owners pass trivially (they hold everything); API keys of owners
         // are held to their scopes.

@@ -28,6 +28,20 @@ pub struct LoginRequest {
     pub password: SecretString,
 }
 
+/// What a correct password leads to.
+#[derive(Debug)]
+pub enum LoginOutcome {
+    /// Signed in: the user and the session's tokens.
+    SignedIn(Box<(User, IssuedTokens)>),
+    /// The account has a second factor: finish with [`Identity::verify_mfa`].
+    MfaRequired {
+        /// Opaque handle of the pending login (shown once, stored hashed).
+        mfa_token: String,
+        /// The second factors the account accepts (`totp`, `recovery_code`).
+        methods: Vec<&'static str>,
+    },
+}
+
 /// A fresh access and refresh token pair for a session.
 #[derive(Debug, Clone)]
 pub struct IssuedTokens {
@@ -44,16 +58,13 @@ pub struct IssuedTokens {
 }
 
 impl Identity {
-    /// Signs in with email and password and opens a session; returns the user and its tokens.
+    /// Signs in with email and password and opens a session; returns the user
+    /// and its tokens, or an MFA challenge when the account has a second factor.
     ///
     /// # Errors
     /// `InvalidCredentials` (unknown address and wrong password alike, after the
     /// same hashing work), `EmailNotVerified` when verification is required.
-    pub async fn login(
-        &self,
-        req: LoginRequest,
-        meta: &RequestMeta,
-    ) -> Result<(User, IssuedTokens)> {
+    pub async fn login(&self, req: LoginRequest, meta: &RequestMeta) -> Result<LoginOutcome> {
         check_size("password", &req.password)?;
         // Every attempt counts per address before any hashing work.
         if let Some(ip) = by_ip(meta) {
@@ -115,6 +126,14 @@ impl Identity {
         if self.config.require_email_verification && !user.email_verified {
             return Err(CoreError::EmailNotVerified);
         }
+        if self.has_mfa(user.id).await? {
+            let mfa_token = self.start_mfa_challenge(&user).await?;
+            tracing::info!(user.id = %user.id, "password accepted; second factor required");
+            return Ok(LoginOutcome::MfaRequired {
+                mfa_token,
+                methods: vec!["totp", "recovery_code"],
+            });
+        }
         let issued = self.open_session(&user, vec!["pwd".into()], meta).await?;
         metrics::counter!("identsphere_logins_total", "outcome" => "succeeded").increment(1);
         tracing::info!(user.id = %user.id, session.id = %issued.session.id, "login succeeded");
@@ -127,7 +146,7 @@ impl Identity {
             AuditMetadata::default(),
         )
         .await;
-        Ok((user, issued))
+        Ok(LoginOutcome::SignedIn(Box::new((user, issued))))
     }
 
     /// Checks `password` against `user`'s stored hash (against a dummy hash when
@@ -209,7 +228,11 @@ impl Identity {
     /// Signs an access token for `session`. The organization claims come from
     /// the membership as it is now: a role change shows at the next refresh,
     /// and a removed member's tokens lose the organization.
-    async fn issue(&self, session: Session, refresh_token: String) -> Result<IssuedTokens> {
+    pub(super) async fn issue(
+        &self,
+        session: Session,
+        refresh_token: String,
+    ) -> Result<IssuedTokens> {
         let membership = match session.org_id {
             Some(org) => self.store.get_membership(org, session.user_id).await?,
             None => None,

@@ -123,6 +123,17 @@ pub trait SessionStore: Send + Sync {
         refresh: &NewRefreshToken,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Session>>;
+    /// Records a fresh authentication on a live session: sets `auth_time`
+    /// and `amr` and adds `refresh`, leaving its other refresh tokens valid.
+    /// `None` when the session is revoked or expired.
+    async fn reauthenticate_session(
+        &self,
+        session: SessionId,
+        auth_time: DateTime<Utc>,
+        amr: &[String],
+        refresh: &NewRefreshToken,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Session>>;
 }
 
 /// One-time tokens sent by email.
@@ -296,6 +307,72 @@ pub trait ApiKeyStore: Send + Sync {
     async fn touch_api_key(&self, id: ApiKeyId, now: DateTime<Utc>) -> StoreResult<()>;
 }
 
+/// Second factors: TOTP authenticators, recovery codes and pending MFA logins.
+///
+/// Every acceptance of a code is one conditional write, so that a code (a
+/// TOTP time step, a recovery code, a challenge) is accepted at most once
+/// even when requests race.
+#[async_trait]
+pub trait MfaStore: Send + Sync {
+    /// Starts (or restarts) an enrollment with a new sealed secret; `false`
+    /// (and nothing changed) when the user already has a confirmed authenticator.
+    async fn begin_totp_enrollment(
+        &self,
+        user: UserId,
+        sealed_secret: &[u8],
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// The user's authenticator, confirmed or not.
+    async fn get_totp(&self, user: UserId) -> StoreResult<Option<TotpRecord>>;
+    /// Confirms a pending enrollment whose code matched `step` and stores the
+    /// recovery codes, atomically; `false` when there is no pending enrollment.
+    async fn confirm_totp(
+        &self,
+        user: UserId,
+        step: i64,
+        recovery_codes: &[TokenHash],
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Accepts a code of `step` for a confirmed authenticator: `true` only when
+    /// `step` is newer than every step accepted before (no code is accepted twice).
+    async fn use_totp_step(&self, user: UserId, step: i64) -> StoreResult<bool>;
+    /// Replaces the user's recovery codes.
+    async fn replace_recovery_codes(
+        &self,
+        user: UserId,
+        codes: &[TokenHash],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Marks an unused recovery code of `user` used; `false` when there is none.
+    async fn consume_recovery_code(
+        &self,
+        user: UserId,
+        code: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Unused recovery codes of `user`.
+    async fn count_recovery_codes(&self, user: UserId) -> StoreResult<u32>;
+    /// Removes the user's authenticator, recovery codes and pending MFA
+    /// logins; `true` when a confirmed authenticator was removed.
+    async fn delete_mfa(&self, user: UserId) -> StoreResult<bool>;
+    /// Stores a pending MFA login.
+    async fn create_mfa_challenge(&self, challenge: &NewMfaChallenge) -> StoreResult<()>;
+    /// A live (unexpired, unconsumed, attempts left) MFA login.
+    async fn find_mfa_challenge(
+        &self,
+        hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<MfaChallenge>>;
+    /// Counts a wrong code against a challenge (one conditional decrement).
+    async fn fail_mfa_challenge(&self, hash: &TokenHash) -> StoreResult<()>;
+    /// Consumes a live challenge; `false` when it is no longer live.
+    async fn consume_mfa_challenge(
+        &self,
+        hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+}
+
 /// Everything IdentSphere stores.
 #[async_trait]
 pub trait Store:
@@ -307,6 +384,7 @@ pub trait Store:
     + OrgStore
     + InvitationStore
     + ApiKeyStore
+    + MfaStore
     + std::fmt::Debug
 {
     /// Checks that the database answers.

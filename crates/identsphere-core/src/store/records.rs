@@ -461,3 +461,54 @@ pub enum ApiKeyOwner {
     /// An organization's keys.
     Org(OrgId),
 }
+
+/// A user's TOTP authenticator.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TotpRecord {
+    /// Owner.
+    pub user_id: UserId,
+    /// The secret, sealed with the server's TOTP key (see [`crate::mfa::SecretBox`]).
+    pub sealed_secret: Vec<u8>,
+    /// Enrollment start.
+    pub created_at: DateTime<Utc>,
+    /// When a first code confirmed it; until then it does not guard logins.
+    pub confirmed_at: Option<DateTime<Utc>>,
+    /// The last time step whose code was accepted.
+    pub last_step: Option<i64>,
+}
+
+impl std::fmt::Debug for TotpRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpRecord")
+            .field("user_id", &self.user_id)
+            .field("confirmed_at", &self.confirmed_at)
+            .field("last_step", &self.last_step)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A pending second-factor login, handed to the client as an opaque token.
+#[derive(Debug, Clone)]
+pub struct NewMfaChallenge {
+    /// Hash of the token.
+    pub hash: TokenHash,
+    /// Who passed the first factor.
+    pub user_id: UserId,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Expiry.
+    pub expires_at: DateTime<Utc>,
+    /// Wrong codes it survives.
+    pub attempts_left: u32,
+}
+
+/// A live MFA challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MfaChallenge {
+    /// Who passed the first factor.
+    pub user_id: UserId,
+    /// Wrong codes it still survives.
+    pub attempts_left: u32,
+    /// Expiry.
+    pub expires_at: DateTime<Utc>,
+}

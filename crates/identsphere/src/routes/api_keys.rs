@@ -48,7 +48,7 @@ fn org_id(raw: Option<&str>) -> Result<Option<OrgId>, CoreError> {
 #[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", request_body = ApiKeyBody, responses(
     (status = 201, body = CreatedApiKeyResponse),
     (status = 401, body = Problem),
-    (status = 403, body = Problem),
+    (status = 403, description = "`forbidden`, or `step_up_required` (sign-in older than 5 minutes)", body = Problem),
     (status = 404, description = "Not a member of `org_id`", body = Problem),
     (status = 422, description = "Empty scopes, unknown scope, `*` not allowed, past expiry", body = Problem),
 ), security(("bearer" = []), ("cookie" = [])))]

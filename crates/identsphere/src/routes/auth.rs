@@ -29,7 +29,7 @@ use axum::{
 };
 use axum_extra::extract::CookieJar;
 use identsphere_core::{
-    service::{EmailChangeRequest, LoginRequest, SignupRequest},
+    service::{EmailChangeRequest, LoginOutcome, LoginRequest, SignupRequest},
     CoreError,
 };
 use secrecy::SecretString;
@@ -121,9 +121,11 @@ pub async fn resend_verification(
 }
 
 /// Signs in. Returns the token pair in the body and sets the
-/// `identsphere_access`, `identsphere_refresh` and `identsphere_csrf` cookies.
+/// `identsphere_access`, `identsphere_refresh` and `identsphere_csrf` cookies;
+/// or, when the account has MFA on, answers `status: "mfa_required"` with an
+/// `mfa_token` (no tokens, no cookies) to finish at `/v1/auth/mfa/verify`.
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginBody, responses(
-    (status = 200, description = "Signed in", body = LoginResponse),
+    (status = 200, description = "Signed in (`status: ok`), or a second factor is needed (`status: mfa_required`)", body = LoginAnswer),
     (status = 401, description = "`invalid_credentials`", body = Problem),
     (status = 403, description = "`email_not_verified`", body = Problem),
     (status = 429, description = "`rate_limited`: too many attempts from this address, or too many failures for this account; with `Retry-After`", body = Problem),
@@ -133,14 +135,30 @@ pub async fn login(
     ClientMeta(meta): ClientMeta,
     jar: CookieJar,
     Json(body): Json<LoginBody>,
-) -> ApiResult<(CookieJar, axum::Json<LoginResponse>)> {
+) -> ApiResult<Response> {
     let req = LoginRequest {
         email: body.email,
         password: SecretString::from(body.password),
     };
-    let (user, tokens) = state.identity.login(req, &meta).await?;
-    let jar = state.cookies.set_session(jar, &tokens);
-    Ok((jar, axum::Json(LoginResponse::new(tokens, user))))
+    match state.identity.login(req, &meta).await? {
+        LoginOutcome::SignedIn(signed_in) => {
+            let (user, tokens) = *signed_in;
+            let jar = state.cookies.set_session(jar, &tokens);
+            Ok((
+                jar,
+                axum::Json(LoginAnswer::SignedIn(LoginResponse::new(tokens, user))),
+            )
+                .into_response())
+        }
+        LoginOutcome::MfaRequired { mfa_token, methods } => {
+            Ok(axum::Json(LoginAnswer::MfaRequired(MfaRequiredResponse {
+                status: "mfa_required",
+                mfa_token,
+                methods,
+            }))
+            .into_response())
+        }
+    }
 }
 
 /// Rotates the refresh token (from the JSON body, or else the
@@ -293,6 +311,7 @@ pub async fn change_password(
 #[utoipa::path(post, path = "/v1/auth/email/change", tag = "auth", request_body = ChangeEmailBody, responses(
     (status = 202, description = "Confirmation sent to the new address", body = Accepted),
     (status = 401, description = "`invalid_credentials` or `unauthorized`", body = Problem),
+    (status = 403, description = "`step_up_required` (sign-in older than 5 minutes)", body = Problem),
     (status = 422, description = "Invalid address", body = Problem),
 ), security(("bearer" = []), ("cookie" = [])))]
 pub async fn change_email(

@@ -3,6 +3,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod health;
 pub mod invitations;
+pub mod mfa;
 pub mod organizations;
 pub mod sessions;
 pub mod users;
@@ -77,6 +78,7 @@ impl Modify for SecuritySchemes {
 fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
+        .merge(mfa::router())
         .merge(sessions::router())
         .merge(users::router())
         .merge(organizations::router())

@@ -193,7 +193,7 @@ pub async fn list_members(
 #[utoipa::path(patch, path = "/v1/organizations/{id}/members/{user_id}", tag = "organizations", params(("id" = String, Path), ("user_id" = String, Path)), request_body = RoleBody, responses(
     (status = 200, body = MembershipResponse),
     (status = 401, body = Problem),
-    (status = 403, body = Problem),
+    (status = 403, description = "`forbidden`, or `step_up_required` when the change makes or unmakes an owner and the sign-in is older than 5 minutes", body = Problem),
     (status = 404, body = Problem),
     (status = 409, description = "The last owner", body = Problem),
     (status = 422, body = Problem),

@@ -11,6 +11,7 @@ mod audit;
 mod bad_input;
 mod instances;
 mod invitations;
+mod mfa;
 mod openapi;
 mod organizations;
 mod passwords;

@@ -1,0 +1,499 @@
+//! Second factors: TOTP enrollment, MFA logins, recovery codes, and step-up
+//! (re-authentication for sensitive operations).
+use super::{sessions::REFRESH_PREFIX, Caller, Identity, IssuedTokens, Principal, RequestMeta};
+use crate::{
+    audit::{AuditAction, AuditMetadata, AuditValue},
+    error::{CoreError, Result},
+    ids::{RefreshTokenId, UserId},
+    mfa::{
+        matching_step, new_mfa_token, new_recovery_codes, new_totp_secret, otpauth_uri,
+        recovery_code_hash, totp_secret_base32, SecretBox,
+    },
+    password::check_size,
+    secret::{random_token, TokenHash},
+    store::{NewMfaChallenge, NewRefreshToken, User},
+};
+use chrono::Duration;
+use secrecy::{ExposeSecret, SecretString};
+
+/// Sensitive operations need an authentication at most this old (seconds).
+pub const STEP_UP_MAX_AGE_SECS: i64 = 300;
+/// How long a pending MFA login lives.
+const MFA_CHALLENGE_TTL_MINUTES: i64 = 5;
+/// Wrong codes a pending MFA login survives.
+const MFA_CHALLENGE_ATTEMPTS: u32 = 3;
+/// Longest code or recovery code we bother to look at.
+const MAX_CODE_LEN: usize = 64;
+
+/// A started TOTP enrollment: what the user copies into an authenticator app.
+pub struct TotpEnrollment {
+    /// The secret in base32.
+    pub secret: String,
+    /// The `otpauth://` URI (for a QR code).
+    pub otpauth_uri: String,
+}
+
+impl std::fmt::Debug for TotpEnrollment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TotpEnrollment(..)")
+    }
+}
+
+/// A second-factor proof.
+pub enum MfaProof {
+    /// A TOTP code.
+    Code(SecretString),
+    /// A recovery code.
+    RecoveryCode(SecretString),
+    /// The account password (step-up only).
+    Password(SecretString),
+}
+
+impl std::fmt::Debug for MfaProof {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Code(_) => "MfaProof::Code(..)",
+            Self::RecoveryCode(_) => "MfaProof::RecoveryCode(..)",
+            Self::Password(_) => "MfaProof::Password(..)",
+        })
+    }
+}
+
+fn short(code: &SecretString) -> Option<&str> {
+    let code = code.expose_secret();
+    (code.len() <= MAX_CODE_LEN).then_some(code)
+}
+
+/// `amr` values in a stable order, without duplicates.
+fn merge_amr(current: &[String], add: &[&str]) -> Vec<String> {
+    let mut amr: Vec<String> = current.to_vec();
+    for a in add {
+        if !amr.iter().any(|x| x == a) {
+            amr.push((*a).to_owned());
+        }
+    }
+    let has = |v: &str| amr.iter().any(|x| x == v);
+    if has("pwd") && has("otp") && !has("mfa") {
+        amr.push("mfa".into());
+    }
+    amr
+}
+
+impl Identity {
+    fn secret_box(&self) -> SecretBox {
+        SecretBox::new(&self.config.totp_key)
+    }
+
+    /// Whether the user has a confirmed authenticator.
+    pub(super) async fn has_mfa(&self, user: UserId) -> Result<bool> {
+        Ok(self
+            .store
+            .get_totp(user)
+            .await?
+            .is_some_and(|t| t.confirmed_at.is_some()))
+    }
+
+    /// Whether the user has MFA on, and how many unused recovery codes remain.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn mfa_status(&self, principal: &Principal) -> Result<(bool, u32)> {
+        let enabled = self.has_mfa(principal.user_id).await?;
+        let left = if enabled {
+            self.store.count_recovery_codes(principal.user_id).await?
+        } else {
+            0
+        };
+        Ok((enabled, left))
+    }
+
+    pub(super) async fn start_mfa_challenge(&self, user: &User) -> Result<String> {
+        let token = new_mfa_token();
+        let now = self.clock.now();
+        self.store
+            .create_mfa_challenge(&NewMfaChallenge {
+                hash: TokenHash::of(&token),
+                user_id: user.id,
+                created_at: now,
+                expires_at: now + Duration::minutes(MFA_CHALLENGE_TTL_MINUTES),
+                attempts_left: MFA_CHALLENGE_ATTEMPTS,
+            })
+            .await?;
+        Ok(token)
+    }
+
+    /// Accepts a TOTP code of the user's confirmed authenticator, at most once
+    /// per time step (the store's conditional update decides races).
+    async fn accept_totp(&self, user: UserId, code: &SecretString) -> Result<bool> {
+        let Some(code) = short(code) else {
+            return Ok(false);
+        };
+        let Some(totp) = self.store.get_totp(user).await? else {
+            return Ok(false);
+        };
+        if totp.confirmed_at.is_none() {
+            return Ok(false);
+        }
+        let secret = self.secret_box().open(user, &totp.sealed_secret)?;
+        match matching_step(&secret, code, self.clock.now().timestamp())? {
+            Some(step) => Ok(self.store.use_totp_step(user, step).await?),
+            None => Ok(false),
+        }
+    }
+
+    /// Completes a login that answered `mfa_required`.
+    ///
+    /// # Errors
+    /// `InvalidMfaToken` for an unknown, expired, used or exhausted MFA token
+    /// (three wrong codes end it); `InvalidMfaCode` for a wrong, reused or
+    /// used-up code; `Validation` for a password proof.
+    pub async fn verify_mfa(
+        &self,
+        mfa_token: &str,
+        proof: MfaProof,
+        meta: &RequestMeta,
+    ) -> Result<(User, IssuedTokens)> {
+        if mfa_token.is_empty() || mfa_token.len() > 256 {
+            return Err(CoreError::InvalidMfaToken);
+        }
+        let hash = TokenHash::of(mfa_token);
+        let challenge = self
+            .store
+            .find_mfa_challenge(&hash, self.clock.now())
+            .await?
+            .ok_or(CoreError::InvalidMfaToken)?;
+        let user = self
+            .store
+            .get_user(challenge.user_id)
+            .await?
+            .ok_or(CoreError::InvalidMfaToken)?;
+        let (accepted, amr, recovery) = match &proof {
+            MfaProof::Code(code) => (
+                self.accept_totp(user.id, code).await?,
+                vec!["pwd", "otp", "mfa"],
+                false,
+            ),
+            MfaProof::RecoveryCode(code) => {
+                let ok = match short(code) {
+                    Some(code) => {
+                        self.store
+                            .consume_recovery_code(
+                                user.id,
+                                &recovery_code_hash(code),
+                                self.clock.now(),
+                            )
+                            .await?
+                    }
+                    None => false,
+                };
+                (ok, vec!["pwd", "mfa"], true)
+            }
+            MfaProof::Password(_) => {
+                return Err(CoreError::field("code", "send a code or a recovery code"))
+            }
+        };
+        if !accepted {
+            self.store.fail_mfa_challenge(&hash).await?;
+            tracing::info!(user.id = %user.id, "second factor refused");
+            self.audit(
+                AuditAction::MfaFailed,
+                Some(user.id),
+                Some(AuditValue::User(user.id)),
+                meta,
+                AuditMetadata::default(),
+            )
+            .await;
+            return Err(CoreError::InvalidMfaCode);
+        }
+        if !self
+            .store
+            .consume_mfa_challenge(&hash, self.clock.now())
+            .await?
+        {
+            return Err(CoreError::InvalidMfaToken);
+        }
+        let amr = amr.into_iter().map(str::to_owned).collect();
+        let issued = self.open_session(&user, amr, meta).await?;
+        tracing::info!(user.id = %user.id, session.id = %issued.session.id, "login succeeded with a second factor");
+        if recovery {
+            let left = self.store.count_recovery_codes(user.id).await?;
+            self.audit(
+                AuditAction::MfaRecoveryCodeUsed,
+                Some(user.id),
+                Some(AuditValue::User(user.id)),
+                meta,
+                AuditMetadata::default().with("remaining", AuditValue::Count(left.into())),
+            )
+            .await;
+        }
+        self.audit(
+            AuditAction::LoginSucceeded,
+            Some(user.id),
+            Some(AuditValue::Session(issued.session.id)),
+            meta,
+            AuditMetadata::default(),
+        )
+        .await;
+        Ok((user, issued))
+    }
+
+    /// Starts (or restarts) a TOTP enrollment. Needs a recent authentication.
+    ///
+    /// # Errors
+    /// `StepUpRequired`; `Conflict` when MFA is already on.
+    pub async fn enroll_totp(&self, principal: &Principal) -> Result<TotpEnrollment> {
+        self.require_recent_auth(principal).await?;
+        let user = self.current_user(principal).await?;
+        let secret = new_totp_secret();
+        let sealed = self.secret_box().seal(user.id, &secret)?;
+        if !self
+            .store
+            .begin_totp_enrollment(user.id, &sealed, self.clock.now())
+            .await?
+        {
+            return Err(CoreError::Conflict(
+                "MFA is already enabled; disable it first".into(),
+            ));
+        }
+        let issuer = self
+            .config
+            .public_url
+            .host_str()
+            .unwrap_or("IdentSphere")
+            .to_owned();
+        Ok(TotpEnrollment {
+            secret: totp_secret_base32(&secret)?,
+            otpauth_uri: otpauth_uri(&secret, &issuer, user.email.as_str())?,
+        })
+    }
+
+    /// Confirms an enrollment with a first code and returns the ten recovery
+    /// codes (shown once; only their hashes are kept).
+    ///
+    /// # Errors
+    /// `InvalidMfaCode` for a wrong code; `Conflict` without a pending enrollment.
+    pub async fn confirm_totp(
+        &self,
+        principal: &Principal,
+        code: &SecretString,
+        meta: &RequestMeta,
+    ) -> Result<Vec<String>> {
+        let user = principal.user_id;
+        let totp = match self.store.get_totp(user).await? {
+            Some(t) if t.confirmed_at.is_none() => t,
+            _ => {
+                return Err(CoreError::Conflict(
+                    "no pending enrollment; start one with /v1/auth/mfa/totp/enroll".into(),
+                ))
+            }
+        };
+        let secret = self.secret_box().open(user, &totp.sealed_secret)?;
+        let step = match short(code) {
+            Some(code) => matching_step(&secret, code, self.clock.now().timestamp())?,
+            None => None,
+        }
+        .ok_or(CoreError::InvalidMfaCode)?;
+        let (codes, hashes) = new_recovery_codes();
+        if !self
+            .store
+            .confirm_totp(user, step, &hashes, self.clock.now())
+            .await?
+        {
+            return Err(CoreError::InvalidMfaCode);
+        }
+        tracing::info!(user.id = %user, "MFA enabled");
+        self.audit(
+            AuditAction::MfaEnabled,
+            Some(user),
+            Some(AuditValue::User(user)),
+            meta,
+            AuditMetadata::default(),
+        )
+        .await;
+        Ok(codes)
+    }
+
+    /// Re-confirms the signed-in user's password (legacy hashes upgrade as at login).
+    async fn confirm_password(
+        &self,
+        principal: &Principal,
+        password: &SecretString,
+    ) -> Result<User> {
+        check_size("password", password)?;
+        let user = self.current_user(principal).await?;
+        if !self.check_password(Some(&user), password).await? {
+            return Err(CoreError::InvalidCredentials);
+        }
+        Ok(user)
+    }
+
+    /// Turns MFA off: removes the authenticator and the recovery codes.
+    /// Needs the password and a recent authentication.
+    ///
+    /// # Errors
+    /// `StepUpRequired`, `InvalidCredentials`, `Conflict` when MFA is off.
+    pub async fn disable_mfa(
+        &self,
+        principal: &Principal,
+        password: &SecretString,
+        meta: &RequestMeta,
+    ) -> Result<()> {
+        self.require_recent_auth(principal).await?;
+        let user = self.confirm_password(principal, password).await?;
+        if !self.store.delete_mfa(user.id).await? {
+            return Err(CoreError::Conflict("MFA is not enabled".into()));
+        }
+        tracing::info!(user.id = %user.id, "MFA disabled");
+        self.audit(
+            AuditAction::MfaDisabled,
+            Some(user.id),
+            Some(AuditValue::User(user.id)),
+            meta,
+            AuditMetadata::default(),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Replaces the recovery codes with ten new ones (shown once).
+    /// Needs the password and a recent authentication.
+    ///
+    /// # Errors
+    /// `StepUpRequired`, `InvalidCredentials`, `Conflict` when MFA is off.
+    pub async fn regenerate_recovery_codes(
+        &self,
+        principal: &Principal,
+        password: &SecretString,
+        meta: &RequestMeta,
+    ) -> Result<Vec<String>> {
+        self.require_recent_auth(principal).await?;
+        let user = self.confirm_password(principal, password).await?;
+        if !self.has_mfa(user.id).await? {
+            return Err(CoreError::Conflict("MFA is not enabled".into()));
+        }
+        let (codes, hashes) = new_recovery_codes();
+        self.store
+            .replace_recovery_codes(user.id, &hashes, self.clock.now())
+            .await?;
+        tracing::info!(user.id = %user.id, "recovery codes regenerated");
+        self.audit(
+            AuditAction::MfaRecoveryCodesRegenerated,
+            Some(user.id),
+            Some(AuditValue::User(user.id)),
+            meta,
+            AuditMetadata::default(),
+        )
+        .await;
+        Ok(codes)
+    }
+
+    /// Re-authenticates the current session with the password or a TOTP code:
+    /// sets a fresh `auth_time`, adds the method to `amr`, and issues a new
+    /// pair (the session's other refresh tokens stay valid).
+    ///
+    /// # Errors
+    /// `InvalidCredentials` (password) or `InvalidMfaCode` (code);
+    /// `Unauthorized` when the session has ended.
+    pub async fn step_up(
+        &self,
+        principal: &Principal,
+        proof: MfaProof,
+        meta: &RequestMeta,
+    ) -> Result<IssuedTokens> {
+        let method = match &proof {
+            MfaProof::Password(password) => {
+                self.confirm_password(principal, password).await?;
+                "pwd"
+            }
+            MfaProof::Code(code) => {
+                if !self.accept_totp(principal.user_id, code).await? {
+                    tracing::info!(user.id = %principal.user_id, "step-up code refused");
+                    self.audit(
+                        AuditAction::MfaFailed,
+                        Some(principal.user_id),
+                        Some(AuditValue::User(principal.user_id)),
+                        meta,
+                        AuditMetadata::default(),
+                    )
+                    .await;
+                    return Err(CoreError::InvalidMfaCode);
+                }
+                "otp"
+            }
+            MfaProof::RecoveryCode(_) => {
+                return Err(CoreError::field("code", "send a password or a code"))
+            }
+        };
+        let session = self
+            .store
+            .get_session(principal.session_id)
+            .await?
+            .ok_or(CoreError::Unauthorized)?;
+        let now = self.clock.now();
+        let amr = merge_amr(&session.amr, &[method]);
+        let refresh_token = random_token(REFRESH_PREFIX);
+        let refresh = NewRefreshToken {
+            id: RefreshTokenId::new(),
+            hash: TokenHash::of(&refresh_token),
+            created_at: now,
+            expires_at: now + self.config.refresh_ttl,
+        };
+        let session = self
+            .store
+            .reauthenticate_session(principal.session_id, now, &amr, &refresh, now)
+            .await?
+            .ok_or(CoreError::Unauthorized)?;
+        tracing::info!(user.id = %principal.user_id, session.id = %session.id, "stepped up");
+        self.audit(
+            AuditAction::StepUp,
+            Some(principal.user_id),
+            Some(AuditValue::Session(session.id)),
+            meta,
+            AuditMetadata::default(),
+        )
+        .await;
+        self.issue(session, refresh_token).await
+    }
+
+    /// Refuses unless the caller's session authenticated within the last
+    /// [`STEP_UP_MAX_AGE_SECS`]. The session row is authoritative, not the
+    /// token's `auth_time` claim: a step-up counts at once for every token
+    /// of the session.
+    ///
+    /// # Errors
+    /// `StepUpRequired`; `Unauthorized` when the session is gone.
+    pub async fn require_recent_auth(&self, principal: &Principal) -> Result<()> {
+        let session = self
+            .store
+            .get_session(principal.session_id)
+            .await?
+            .ok_or(CoreError::Unauthorized)?;
+        if self.clock.now() - session.auth_time > Duration::seconds(STEP_UP_MAX_AGE_SECS) {
+            return Err(CoreError::StepUpRequired);
+        }
+        Ok(())
+    }
+
+    /// [`Identity::require_recent_auth`] for a session caller. API keys
+    /// authenticate anew on every request and have nothing to step up.
+    pub(super) async fn require_recent_auth_of(&self, caller: &Caller) -> Result<()> {
+        match caller {
+            Caller::Session(principal) => self.require_recent_auth(principal).await,
+            Caller::ApiKey(_) => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_amr;
+
+    #[test]
+    fn amr_gains_methods_once_and_mfa_with_two_factors() {
+        let pwd = vec!["pwd".to_owned()];
+        assert_eq!(merge_amr(&pwd, &["pwd"]), ["pwd"]);
+        assert_eq!(merge_amr(&pwd, &["otp"]), ["pwd", "otp", "mfa"]);
+        let full = merge_amr(&pwd, &["otp"]);
+        assert_eq!(merge_amr(&full, &["otp"]), ["pwd", "otp", "mfa"]);
+    }
+}
