@@ -23,17 +23,6 @@ both_stores!(
     key_lifecycle_is_audited_with_ids_only,
 );
 
-async fn body(r: Response, status: StatusCode) -> Value {
-    let got = r.status();
-    let text = r.text().await.unwrap();
-    assert_eq!(got, status, "{text}");
-    serde_json::from_str(&text).unwrap()
-}
-
-fn token(login: &Value) -> String {
-    login["access_token"].as_str().unwrap().to_owned()
-}
-
 /// Creates a key as the session `token`; returns the creating response.
 async fn create_key(app: &TestApp, token: &str, req: Value) -> Value {
     body(
@@ -59,15 +48,6 @@ async fn with_key(
         req = req.json(&j);
     }
     req.send().await.unwrap()
-}
-
-fn field_errors(problem: &Value) -> Vec<String> {
-    problem["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 async fn personal_keys_are_shown_once_and_scoped(b: Backend) {

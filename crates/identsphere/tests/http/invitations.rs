@@ -29,13 +29,6 @@ fn public_url(app: &TestApp) -> String {
     format!("http://localhost:{}", app.base.rsplit(':').next().unwrap())
 }
 
-async fn body(r: Response, status: StatusCode) -> Value {
-    let got = r.status();
-    let text = r.text().await.unwrap();
-    assert_eq!(got, status, "{text}");
-    serde_json::from_str(&text).unwrap()
-}
-
 /// The owner's access token and a fresh organization.
 async fn owner_and_org(app: &TestApp) -> (String, String, String) {
     let login = app.user("owner@example.com").await;
@@ -71,15 +64,6 @@ async fn members(app: &TestApp, token: &str, org: &str) -> Vec<Value> {
         .as_array()
         .unwrap()
         .clone()
-}
-
-fn field_errors(problem: &Value) -> Vec<String> {
-    problem["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 async fn invite_mails_a_link_and_lists_the_invitation(b: Backend) {

@@ -1,5 +1,5 @@
 //! Organizations, members, roles, switching, the audit-log query and tenant isolation.
-use crate::support::{both_stores, problem, Backend, TestApp};
+use crate::support::{both_stores, items, problem, token, Backend, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -26,10 +26,6 @@ fn claims(token: &str) -> Value {
     .unwrap()
 }
 
-fn token(login: &Value) -> String {
-    login["access_token"].as_str().unwrap().to_owned()
-}
-
 async fn send(
     app: &TestApp,
     method: Method,
@@ -52,11 +48,8 @@ async fn organization_lifecycle(backend: Backend) {
     let org = app.org(&ann, "  Acme  ").await;
 
     let got: Value = app
-        .get_bearer(&format!("/v1/organizations/{org}"), &ann)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json_bearer(&format!("/v1/organizations/{org}"), &ann)
+        .await;
     assert_eq!(got["name"], "Acme");
     assert_eq!(got["role"], "owner");
     let r = app
@@ -67,25 +60,15 @@ async fn organization_lifecycle(backend: Backend) {
     // A user may belong to many organizations; the list pages by cursor.
     let second = app.org(&ann, "Second").await;
     let third = app.org(&ann, "Third").await;
-    let page: Value = app
-        .get_bearer("/v1/organizations?limit=2", &ann)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    let page: Value = app.get_json_bearer("/v1/organizations?limit=2", &ann).await;
+    assert_eq!(items(&page).len(), 2);
     let cursor = page["next_cursor"].as_str().unwrap().to_owned();
     let rest: Value = app
-        .get_bearer(&format!("/v1/organizations?limit=2&cursor={cursor}"), &ann)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let ids: Vec<&str> = page["items"]
-        .as_array()
-        .unwrap()
+        .get_json_bearer(&format!("/v1/organizations?limit=2&cursor={cursor}"), &ann)
+        .await;
+    let ids: Vec<&str> = items(&page)
         .iter()
-        .chain(rest["items"].as_array().unwrap())
+        .chain(items(&rest))
         .map(|o| o["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, [org.as_str(), second.as_str(), third.as_str()]);
@@ -115,11 +98,8 @@ async fn organization_lifecycle(backend: Backend) {
         .await;
     problem(r, StatusCode::FORBIDDEN, "forbidden").await;
     let got: Value = app
-        .get_bearer(&format!("/v1/organizations/{org}"), &member)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json_bearer(&format!("/v1/organizations/{org}"), &member)
+        .await;
     assert_eq!(
         (got["name"].as_str(), got["role"].as_str()),
         (Some("Acme Inc"), Some("member"))
@@ -136,13 +116,8 @@ async fn organization_lifecycle(backend: Backend) {
         .get_bearer(&format!("/v1/organizations/{org}"), &ann)
         .await;
     problem(r, StatusCode::NOT_FOUND, "not_found").await;
-    let mine: Value = app
-        .get_bearer("/v1/organizations", &member)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert!(mine["items"].as_array().unwrap().is_empty());
+    let mine: Value = app.get_json_bearer("/v1/organizations", &member).await;
+    assert!(items(&mine).is_empty());
 }
 
 async fn last_owner_is_kept(backend: Backend) {
@@ -176,12 +151,9 @@ async fn last_owner_is_kept(backend: Backend) {
         .await;
     problem(r, StatusCode::CONFLICT, "conflict").await;
     let members: Value = app
-        .get_bearer(&format!("/v1/organizations/{org}/members"), &bob)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let members = members["items"].as_array().unwrap();
+        .get_json_bearer(&format!("/v1/organizations/{org}/members"), &bob)
+        .await;
+    let members = items(&members);
     assert_eq!(members.len(), 1);
     assert_eq!(members[0]["email"], "bob@example.com");
     assert_eq!(members[0]["role"], "owner");
@@ -210,14 +182,9 @@ async fn concurrent_mutual_demotion_leaves_an_owner(backend: Backend) {
             "round {round}: {statuses:?}"
         );
         let members: Value = app
-            .get_bearer(&format!("/v1/organizations/{org}/members"), &ann)
-            .await
-            .json()
-            .await
-            .unwrap();
-        let owners: Vec<&Value> = members["items"]
-            .as_array()
-            .unwrap()
+            .get_json_bearer(&format!("/v1/organizations/{org}/members"), &ann)
+            .await;
+        let owners: Vec<&Value> = items(&members)
             .iter()
             .filter(|m| m["role"] == "owner")
             .collect();
@@ -351,10 +318,8 @@ async fn custom_roles_take_effect_at_once(backend: Backend) {
     let (mia, mia_id) = app.member(&ann, &org, "mia@example.com", "member").await;
     let roles = format!("/v1/organizations/{org}/roles");
 
-    let listed: Value = app.get_bearer(&roles, &mia).await.json().await.unwrap();
-    let names: Vec<&str> = listed["items"]
-        .as_array()
-        .unwrap()
+    let listed: Value = app.get_json_bearer(&roles, &mia).await;
+    let names: Vec<&str> = items(&listed)
         .iter()
         .map(|r| r["name"].as_str().unwrap())
         .collect();
@@ -610,12 +575,7 @@ async fn session_shows_capabilities_from_the_membership(backend: Backend) {
     let org = app.org(&ann, "Acme").await;
     let (mia, mia_id) = app.member(&ann, &org, "mia@example.com", "member").await;
 
-    let none: Value = app
-        .get_bearer("/v1/session", &mia)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let none: Value = app.get_json_bearer("/v1/session", &mia).await;
     assert!(none["organization"].is_null() && none["role"].is_null());
     assert_eq!(none["capabilities"], json!([]));
 
@@ -628,12 +588,7 @@ async fn session_shows_capabilities_from_the_membership(backend: Backend) {
         .await;
     let switched: Value = r.json().await.unwrap();
     let mia = switched["access_token"].as_str().unwrap().to_owned();
-    let info: Value = app
-        .get_bearer("/v1/session", &mia)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let info: Value = app.get_json_bearer("/v1/session", &mia).await;
     assert_eq!(info["organization"], json!({ "id": org, "name": "Acme" }));
     assert_eq!(info["role"], "member");
     assert_eq!(info["capabilities"], json!(["members:read", "org:read"]));
@@ -647,12 +602,7 @@ async fn session_shows_capabilities_from_the_membership(backend: Backend) {
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let info: Value = app
-        .get_bearer("/v1/session", &mia)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let info: Value = app.get_json_bearer("/v1/session", &mia).await;
     assert_eq!(info["role"], "admin");
     assert!(info["capabilities"]
         .as_array()
@@ -683,20 +633,20 @@ async fn audit_log_filters_and_pages(backend: Backend) {
     }
     let log = format!("/v1/organizations/{org}/audit-log");
 
-    let all: Value = app.get_bearer(&log, &ann).await.json().await.unwrap();
-    let items = all["items"].as_array().unwrap();
-    assert!(items.iter().all(|e| e["org_id"] == org.as_str()), "{all}");
-    assert_eq!(items[0]["action"], "member.role_changed");
+    let all: Value = app.get_json_bearer(&log, &ann).await;
+    let events = items(&all);
+    assert!(events.iter().all(|e| e["org_id"] == org.as_str()), "{all}");
+    assert_eq!(events[0]["action"], "member.role_changed");
     assert_eq!(
-        items[0]["metadata"],
+        events[0]["metadata"],
         json!({ "from": "member", "to": "admin" })
     );
-    assert_eq!(items[0]["target_id"], mia_id.as_str());
+    assert_eq!(events[0]["target_id"], mia_id.as_str());
     assert!(
         !all.to_string().contains("example.com"),
         "audit events must not hold emails: {all}"
     );
-    let actions: Vec<&str> = items
+    let actions: Vec<&str> = events
         .iter()
         .map(|e| e["action"].as_str().unwrap())
         .collect();
@@ -707,70 +657,47 @@ async fn audit_log_filters_and_pages(backend: Backend) {
     assert!(!actions.contains(&"user.login.succeeded"));
 
     let changed: Value = app
-        .get_bearer(&format!("{log}?action=member.role_changed&limit=2"), &ann)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(changed["items"].as_array().unwrap().len(), 2);
+        .get_json_bearer(&format!("{log}?action=member.role_changed&limit=2"), &ann)
+        .await;
+    assert_eq!(items(&changed).len(), 2);
     let cursor = changed["next_cursor"].as_str().unwrap();
     let rest: Value = app
-        .get_bearer(
+        .get_json_bearer(
             &format!("{log}?action=member.role_changed&limit=2&cursor={cursor}"),
             &ann,
         )
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(rest["items"].as_array().unwrap().len(), 1);
+        .await;
+    assert_eq!(items(&rest).len(), 1);
     assert_eq!(rest["items"][0]["metadata"]["to"], "admin");
     assert!(rest["next_cursor"].is_null());
 
     let by_mia: Value = app
-        .get_bearer(&format!("{log}?actor_id={mia_id}"), &ann)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert!(by_mia["items"]
-        .as_array()
-        .unwrap()
+        .get_json_bearer(&format!("{log}?actor_id={mia_id}"), &ann)
+        .await;
+    assert!(items(&by_mia)
         .iter()
         .all(|e| e["actor_id"] == mia_id.as_str()));
-    assert!(!by_mia["items"].as_array().unwrap().is_empty());
+    assert!(!items(&by_mia).is_empty());
     let by_ann: Value = app
-        .get_bearer(
+        .get_json_bearer(
             &format!("{log}?actor_id={ann_id}&action=member.role_changed"),
             &ann,
         )
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(by_ann["items"].as_array().unwrap().len(), 3);
+        .await;
+    assert_eq!(items(&by_ann).len(), 3);
 
     let future: Value = app
-        .get_bearer(&format!("{log}?since=2999-01-01T00:00:00Z"), &ann)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert!(future["items"].as_array().unwrap().is_empty());
+        .get_json_bearer(&format!("{log}?since=2999-01-01T00:00:00Z"), &ann)
+        .await;
+    assert!(items(&future).is_empty());
     let past: Value = app
-        .get_bearer(&format!("{log}?until=2000-01-01T00:00:00Z"), &ann)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert!(past["items"].as_array().unwrap().is_empty());
+        .get_json_bearer(&format!("{log}?until=2000-01-01T00:00:00Z"), &ann)
+        .await;
+    assert!(items(&past).is_empty());
     let other_log: Value = app
-        .get_bearer(&format!("/v1/organizations/{other}/audit-log"), &ann)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(other_log["items"].as_array().unwrap().len(), 1);
+        .get_json_bearer(&format!("/v1/organizations/{other}/audit-log"), &ann)
+        .await;
+    assert_eq!(items(&other_log).len(), 1);
 
     for bad in [
         "action=nope",
@@ -943,52 +870,30 @@ async fn other_tenants_ids_answer_404(backend: Backend) {
 
     // B is untouched.
     let got: Value = app
-        .get_bearer(&format!("/v1/organizations/{b}"), &bob)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json_bearer(&format!("/v1/organizations/{b}"), &bob)
+        .await;
     assert_eq!(got["name"], "B");
     let members: Value = app
-        .get_bearer(&format!("/v1/organizations/{b}/members"), &bob)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(members["items"].as_array().unwrap().len(), 2);
+        .get_json_bearer(&format!("/v1/organizations/{b}/members"), &bob)
+        .await;
+    assert_eq!(items(&members).len(), 2);
     let invitations: Value = app
-        .get_bearer(&format!("/v1/organizations/{b}/invitations"), &bob)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(invitations["items"].as_array().unwrap().len(), 1);
+        .get_json_bearer(&format!("/v1/organizations/{b}/invitations"), &bob)
+        .await;
+    assert_eq!(items(&invitations).len(), 1);
     let roles: Value = app
-        .get_bearer(&format!("/v1/organizations/{b}/roles"), &bob)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(roles["items"].as_array().unwrap().len(), 4);
+        .get_json_bearer(&format!("/v1/organizations/{b}/roles"), &bob)
+        .await;
+    assert_eq!(items(&roles).len(), 4);
     let keys: Value = app
-        .get_bearer(&format!("/v1/api-keys?org_id={b}"), &bob)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(keys["items"].as_array().unwrap().len(), 1);
+        .get_json_bearer(&format!("/v1/api-keys?org_id={b}"), &bob)
+        .await;
+    assert_eq!(items(&keys).len(), 1);
     let log: Value = app
-        .get_bearer(&format!("/v1/organizations/{b}/audit-log"), &bob)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert!(!log["items"].as_array().unwrap().is_empty());
-    assert!(log["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|e| e["actor_id"] != ann_id.as_str()));
+        .get_json_bearer(&format!("/v1/organizations/{b}/audit-log"), &bob)
+        .await;
+    assert!(!items(&log).is_empty());
+    assert!(items(&log).iter().all(|e| e["actor_id"] != ann_id.as_str()));
 }
 
 async fn members_leave_but_keys_do_not_remove_their_owner(backend: Backend) {

@@ -183,6 +183,11 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `GET path` as `token`; asserts 200 and returns the JSON body.
+    pub async fn get_json_bearer(&self, path: &str, token: &str) -> Value {
+        body(self.get_bearer(path, token).await, StatusCode::OK).await
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> Response {
         self.http
             .post(self.url(path))
@@ -329,6 +334,34 @@ impl TestApp {
         assert_eq!(r.status(), StatusCode::OK);
         r.json().await.unwrap()
     }
+}
+
+/// Asserts `status` and returns the JSON body (the text is shown when the status differs).
+pub async fn body(r: Response, status: StatusCode) -> Value {
+    let got = r.status();
+    let text = r.text().await.unwrap();
+    assert_eq!(got, status, "{text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The access token of a login or token-pair body.
+pub fn token(login: &Value) -> String {
+    login["access_token"].as_str().unwrap().to_owned()
+}
+
+/// The `field`s of a `validation_failed` problem.
+pub fn field_errors(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The `items` of a page.
+pub fn items(page: &Value) -> &Vec<Value> {
+    page["items"].as_array().unwrap()
 }
 
 /// Asserts a problem+json answer with `status` and `code`; returns the body.
