@@ -36,23 +36,31 @@ pub struct EmailChangeRequest {
     pub password: SecretString,
 }
 
-/// Trims a display name; refuses empty, over-long or control-character names.
+/// Trims a display name; an empty one is no name. See [`label`] for the rules.
 pub(crate) fn clean_name(name: Option<String>) -> Result<Option<String>> {
-    let Some(name) = name else { return Ok(None) };
-    let name = name.trim().to_owned();
-    if name.is_empty() {
-        return Ok(None);
+    match name.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(_) => label("name", name.as_deref().unwrap_or_default(), 200).map(Some),
     }
-    if name.chars().count() > 200 {
-        return Err(CoreError::field("name", "must be at most 200 characters"));
-    }
-    if name.chars().any(char::is_control) {
+}
+
+/// A required, trimmed label (organization and API-key names, display
+/// names): 1 to `max` characters, no control characters.
+pub(crate) fn label(field: &str, raw: &str, max: usize) -> Result<String> {
+    let text = raw.trim();
+    if text.is_empty() || text.chars().count() > max {
         return Err(CoreError::field(
-            "name",
+            field,
+            format!("must be 1–{max} characters"),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(CoreError::field(
+            field,
             "must not contain control characters",
         ));
     }
-    Ok(Some(name))
+    Ok(text.to_owned())
 }
 
 fn parse_email(field: &str, raw: &str) -> Result<Email> {

@@ -2,7 +2,7 @@
 //! stored as hashes. A key acts for its owner, narrowed to its scopes; an
 //! organization key reaches its organization only. Every request reads the
 //! key from the store, so a revocation takes effect at once on every instance.
-use super::{Caller, Identity, Principal, RequestMeta};
+use super::{accounts::label, Caller, Identity, Principal, RequestMeta};
 use crate::{
     audit::{AuditAction, AuditValue},
     error::{CoreError, Result},
@@ -87,13 +87,7 @@ impl Identity {
     ) -> Result<(ApiKey, String)> {
         let principal = caller.session()?;
         self.require_recent_auth(principal).await?;
-        let name = req.name.trim();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            return Err(CoreError::field(
-                "name",
-                "must be 1–100 printable characters",
-            ));
-        }
+        let name = label("name", &req.name, 100)?;
         let scopes = self.parse_scopes(&req.scopes)?;
         let now = self.clock.now();
         if req.expires_at.is_some_and(|e| e <= now) {
@@ -114,7 +108,7 @@ impl Identity {
                 id: ApiKeyId::new(),
                 user_id: principal.user_id,
                 org_id: req.org_id,
-                name: name.to_owned(),
+                name,
                 prefix: secret.chars().take(API_KEY_PREFIX.len() + 6).collect(),
                 hash: TokenHash::of(&secret),
                 scopes,

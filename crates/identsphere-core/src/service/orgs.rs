@@ -3,7 +3,7 @@
 //!
 //! Permissions are read from the caller's membership and role on each call,
 //! never from a token: a role change or a removal takes effect at once.
-use super::{Identity, Principal, RequestMeta};
+use super::{accounts::label, Identity, Principal, RequestMeta};
 use crate::{
     audit::{AuditAction, AuditEvent, AuditFilter, AuditMetadata, AuditValue},
     error::{CoreError, Result},
@@ -135,20 +135,6 @@ pub struct SessionOrganization {
     pub access: OrgAccess,
 }
 
-fn clean_org_name(name: &str) -> Result<String> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(CoreError::field("name", "must be 1–100 characters"));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(CoreError::field(
-            "name",
-            "must not contain control characters",
-        ));
-    }
-    Ok(name.to_owned())
-}
-
 impl Identity {
     /// The permissions a role grants in an organization (empty for a custom
     /// role that has been deleted).
@@ -219,7 +205,7 @@ impl Identity {
         meta: &RequestMeta,
     ) -> Result<Organization> {
         let principal = caller.session()?;
-        let name = clean_org_name(name)?;
+        let name = label("name", name, 100)?;
         let org = self
             .store
             .create_org(
@@ -288,7 +274,7 @@ impl Identity {
         meta: &RequestMeta,
     ) -> Result<(Organization, OrgAccess)> {
         let access = self.authorize(caller, org, "org:manage").await?;
-        let name = clean_org_name(name)?;
+        let name = label("name", name, 100)?;
         let updated = self.store.update_org(org, &name, self.clock.now()).await?;
         self.audit_in(
             Some(org),
