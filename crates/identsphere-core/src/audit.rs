@@ -4,7 +4,7 @@
 //! that could carry an email address, a name, a token or a code, so personal
 //! data and secrets cannot reach the audit log by construction.
 use crate::{
-    ids::{ApiKeyId, AuditEventId, InvitationId, OrgId, SessionId, UserId},
+    ids::{ApiKeyId, AuditEventId, InvitationId, OrgId, PasskeyId, SessionId, UserId},
     permissions::RoleName,
 };
 use chrono::{DateTime, Utc};
@@ -77,6 +77,8 @@ actions! {
     MfaRecoveryCodeUsed => "mfa.recovery_code_used",
     MfaRecoveryCodesRegenerated => "mfa.recovery_codes_regenerated",
     StepUp => "user.step_up",
+    PasskeyRegistered => "passkey.registered",
+    PasskeyDeleted => "passkey.deleted",
 }
 
 /// An opaque value that metadata may hold.
@@ -94,6 +96,8 @@ pub enum AuditValue {
     Invitation(InvitationId),
     /// An API key id (never the key).
     ApiKey(ApiKeyId),
+    /// A passkey id (never the credential).
+    Passkey(PasskeyId),
     /// A count.
     Count(u64),
     /// A rate limit's name.
@@ -110,6 +114,7 @@ impl AuditValue {
             Self::Role(r) => r.to_string(),
             Self::Invitation(id) => id.to_string(),
             Self::ApiKey(id) => id.to_string(),
+            Self::Passkey(id) => id.to_string(),
             Self::Count(n) => n.to_string(),
             Self::Limit(k) => k.as_str().to_owned(),
         }

@@ -46,6 +46,13 @@ pub enum CoreError {
     /// An MFA login token is unknown, expired, used, or spent its attempts: sign in again.
     #[error("the MFA login is invalid or has expired; sign in again")]
     InvalidMfaToken,
+    /// A passkey assertion was not accepted: unknown credential, failed
+    /// verification, or a used or expired ceremony.
+    #[error("the passkey was not accepted")]
+    PasskeyRejected,
+    /// The server is not configured for this feature; the message says how.
+    #[error("{0}")]
+    NotConfigured(String),
     /// The operation needs an authentication newer than the session's (step-up).
     #[error("this operation needs a recent authentication; step up and retry")]
     StepUpRequired,

@@ -70,3 +70,11 @@ id_type!(
     /// Identifies an API key.
     ApiKeyId
 );
+id_type!(
+    /// Identifies a passkey.
+    PasskeyId
+);
+id_type!(
+    /// Identifies a started WebAuthn ceremony (registration or login).
+    CeremonyId
+);

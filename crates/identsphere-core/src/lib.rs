@@ -13,6 +13,7 @@ pub mod ids;
 pub mod import;
 pub mod mail;
 pub mod mfa;
+pub mod passkeys;
 pub mod password;
 pub mod permissions;
 pub mod rate_limit;

@@ -64,6 +64,8 @@ const KEYS: &[&str] = &[
     "api_keys_allow_wildcard",
     "rate_limits",
     "rate_limit_overrides",
+    "webauthn_rp_id",
+    "webauthn_origins",
     "log_format",
 ];
 
@@ -224,6 +226,8 @@ struct FileConfig {
     api_keys_allow_wildcard: Option<Flag>,
     rate_limits: Option<Flag>,
     rate_limit_overrides: Option<BTreeMap<String, String>>,
+    webauthn_rp_id: Option<String>,
+    webauthn_origins: Option<Vec<String>>,
     log_format: Option<String>,
 }
 
@@ -394,6 +398,15 @@ where
                 "IDENTSPHERE_API_KEYS_ALLOW_WILDCARD=true: API keys may carry every permission of their owner".into(),
             );
         }
+    }
+    auth.webauthn_rp_id = l.text("webauthn_rp_id", toml.webauthn_rp_id, parse_rp_id)?;
+    // A TOML list, or a comma-separated variable.
+    let origins = toml.webauthn_origins.map(|list| list.join(","));
+    if let Some(list) = l.text("webauthn_origins", origins, parse_origins)? {
+        auth.webauthn_origins = list;
+    }
+    if let Err(m) = auth.passkey_settings_check() {
+        return Err(l.error("webauthn_rp_id", m));
     }
     let redis_url = l.text("redis_url", toml.redis_url, parse_redis_url)?;
     auth.redis_url = redis_url
@@ -685,6 +698,34 @@ fn parse_listen(s: &str) -> Result<SocketAddr, String> {
 fn parse_url(s: &str) -> Result<Url, String> {
     Url::parse(s.trim())
         .map_err(|e| format!("{e}: expected a URL like https://auth.example.com, got {s:?}"))
+}
+
+fn parse_rp_id(s: &str) -> Result<String, String> {
+    let id = s.trim().to_ascii_lowercase();
+    let host = url::Host::parse(&id)
+        .map_err(|e| format!("{e}: expected a domain name like example.com"))?;
+    match host {
+        url::Host::Domain(_) if !id.contains(['/', ':']) => Ok(id),
+        _ => Err(format!(
+            "expected a domain name like example.com (no scheme, port or IP address), got {s:?}"
+        )),
+    }
+}
+
+fn parse_origins(s: &str) -> Result<Vec<Url>, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|o| {
+            let url = parse_url(o)?;
+            if url.path() != "/" || url.query().is_some() {
+                return Err(format!(
+                    "{o:?} is not an origin: give scheme, host and port only"
+                ));
+            }
+            Ok(url)
+        })
+        .collect()
 }
 
 fn parse_redis_url(s: &str) -> Result<Url, String> {

@@ -9,6 +9,7 @@
 pub mod cases;
 pub mod mfa_cases;
 pub mod org_cases;
+pub mod passkey_cases;
 
 /// Expands every case into a test against the stores made by `$factory`.
 #[macro_export]
@@ -55,6 +56,22 @@ macro_rules! conformance_tests {
             mfa_challenges_expire_count_attempts_and_are_consumed_once,
             reauthentication_sets_auth_time_and_keeps_refresh_tokens
         );
+        $crate::conformance_tests!(@passkey_cases $factory;
+            passkeys_lifecycle_is_scoped_by_user,
+            ceremonies_are_taken_once_by_kind_before_expiry,
+            concurrent_ceremony_takes_have_one_winner
+        );
+    };
+    (@passkey_cases $factory:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                match $factory().await {
+                    Some(store) => $crate::passkey_cases::$case(store).await,
+                    None => eprintln!("skipped: backend not configured"),
+                }
+            }
+        )*
     };
     (@mfa_cases $factory:path; $($case:ident),* $(,)?) => {
         $(

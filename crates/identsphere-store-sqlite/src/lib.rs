@@ -7,6 +7,7 @@
 
 mod mfa;
 mod orgs;
+mod passkeys;
 mod rows;
 
 use async_trait::async_trait;

@@ -3,8 +3,10 @@
 //! [`SmtpSink`] is a real SMTP server on a loopback port, speaking enough of
 //! RFC 5321 (EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT) for lettre and
 //! other clients, and keeping every message it accepts. [`totp`] computes
-//! RFC 6238 codes independently of the server.
+//! RFC 6238 codes independently of the server. [`passkey`] is a software
+//! WebAuthn authenticator.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+pub mod passkey;
 pub mod totp;
 
 use std::{

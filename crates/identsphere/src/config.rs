@@ -89,6 +89,13 @@ pub struct AuthServiceConfig {
     pub redis_url: Option<SecretString>,
     /// Prefix of every Redis key (instances sharing budgets use the same one).
     pub redis_key_prefix: String,
+    /// WebAuthn relying-party id: the domain passkeys belong to. `None` takes
+    /// the public URL's host; a parent domain (`example.com` for
+    /// `auth.example.com`) lets the passkeys work on sibling subdomains.
+    pub webauthn_rp_id: Option<String>,
+    /// Origins besides the public URL whose pages run passkey ceremonies
+    /// (the host app's front end), each on the RP id or a subdomain of it.
+    pub webauthn_origins: Vec<Url>,
 }
 
 impl std::fmt::Debug for AuthServiceConfig {
@@ -105,6 +112,15 @@ impl std::fmt::Debug for AuthServiceConfig {
             .field("rate_limits", &self.rate_limits)
             .field("redis_url", &self.redis_url.as_ref().map(|_| "<redacted>"))
             .field("redis_key_prefix", &self.redis_key_prefix)
+            .field("webauthn_rp_id", &self.webauthn_rp_id)
+            .field(
+                "webauthn_origins",
+                &self
+                    .webauthn_origins
+                    .iter()
+                    .map(Url::as_str)
+                    .collect::<Vec<_>>(),
+            )
             .field(
                 "require_email_verification",
                 &self.require_email_verification,
@@ -142,6 +158,37 @@ impl AuthServiceConfig {
             rate_limits: RateLimits::default(),
             redis_url: None,
             redis_key_prefix: "identsphere:rl:".into(),
+            webauthn_rp_id: None,
+            webauthn_origins: Vec::new(),
+        }
+    }
+
+    /// Whether the passkey settings fit the public URL: explicit settings
+    /// must work; without any, a public URL on an IP address just turns
+    /// passkeys off.
+    ///
+    /// # Errors
+    /// Why the RP id does not cover every origin.
+    pub fn passkey_settings_check(&self) -> Result<(), String> {
+        if self.webauthn_rp_id.is_none() && self.webauthn_origins.is_empty() {
+            return Ok(());
+        }
+        let settings = self.passkey_settings();
+        match identsphere_core::passkeys::RelyingParty::new(&self.public_url, &settings) {
+            Ok(_) => Ok(()),
+            Err(identsphere_core::CoreError::Validation(errors)) => Err(errors
+                .into_iter()
+                .map(|e| e.message)
+                .collect::<Vec<_>>()
+                .join("; ")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    pub(crate) fn passkey_settings(&self) -> identsphere_core::passkeys::PasskeySettings {
+        identsphere_core::passkeys::PasskeySettings {
+            rp_id: self.webauthn_rp_id.clone(),
+            extra_origins: self.webauthn_origins.clone(),
         }
     }
 
@@ -218,6 +265,8 @@ impl AuthServiceConfig {
             return Err(ConfigError::new("hash_concurrency", "must be at least 1"));
         }
         self.parsed_app_permissions()?;
+        self.passkey_settings_check()
+            .map_err(|m| ConfigError::new("webauthn_rp_id", m))?;
         if let Some(redis) = &self.redis_url {
             let ok = Url::parse(redis.expose_secret())
                 .is_ok_and(|u| matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some());

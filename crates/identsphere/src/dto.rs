@@ -3,7 +3,7 @@ use chrono::{DateTime, Utc};
 use identsphere_core::{
     audit::AuditEvent,
     service::IssuedTokens,
-    store::{ApiKey, Invitation, Member, Organization, Role, Session, User},
+    store::{ApiKey, Invitation, Member, Organization, PasskeyRecord, Role, Session, User},
 };
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
@@ -742,4 +742,92 @@ pub struct MfaStatusResponse {
     pub enabled: bool,
     /// Unused recovery codes.
     pub recovery_codes_left: u32,
+}
+
+/// A started WebAuthn ceremony: pass `publicKey` to the browser
+/// (`PublicKeyCredential.parseCreationOptionsFromJSON` or
+/// `parseRequestOptionsFromJSON` turn its base64url strings into the
+/// buffers `navigator.credentials` takes), then send the result to the
+/// matching `finish` with `ceremony_id`. Valid for 5 minutes, once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasskeyCeremonyResponse {
+    /// Names the server-side state of this ceremony.
+    pub ceremony_id: String,
+    /// `PublicKeyCredentialCreationOptions` or `…RequestOptions` (WebAuthn
+    /// Level 2 JSON, binary values base64url-encoded).
+    #[serde(rename = "publicKey")]
+    #[schema(value_type = Object)]
+    pub public_key: serde_json::Value,
+    /// `"conditional"` when the login asked for the autofill UI: pass it to
+    /// `navigator.credentials.get` as `mediation`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mediation: Option<String>,
+}
+
+/// The end of a passkey registration.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyRegisterFinishBody {
+    /// From the start answer.
+    pub ceremony_id: String,
+    /// The `PublicKeyCredential` from `navigator.credentials.create()`, as
+    /// JSON (`credential.toJSON()`: `id`, `rawId`, `type`, `response` with
+    /// `attestationObject` and `clientDataJSON` in base64url).
+    #[schema(value_type = Object)]
+    pub credential: serde_json::Value,
+    /// A label (1–64 characters); `"Passkey"` when absent.
+    pub name: Option<String>,
+}
+
+/// The end of a passkey login.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyLoginFinishBody {
+    /// From the start answer.
+    pub ceremony_id: String,
+    /// The `PublicKeyCredential` from `navigator.credentials.get()`, as JSON
+    /// (`credential.toJSON()`; `response.userHandle` is required).
+    #[schema(value_type = Object)]
+    pub credential: serde_json::Value,
+}
+
+/// How a passkey login should be offered.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyLoginQuery {
+    /// `conditional`: options for the browser's autofill UI (a passkey
+    /// offered in the username field). Absent: a modal dialog.
+    pub mediation: Option<String>,
+}
+
+/// A new name.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NameBody {
+    /// 1–64 characters.
+    pub name: String,
+}
+
+/// A passkey of the caller (never its key material).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasskeyResponse {
+    /// Opaque id.
+    pub id: String,
+    /// Label.
+    pub name: String,
+    /// Registration time.
+    pub created_at: DateTime<Utc>,
+    /// Last login with it.
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl From<PasskeyRecord> for PasskeyResponse {
+    fn from(p: PasskeyRecord) -> Self {
+        Self {
+            id: p.id.to_string(),
+            name: p.name,
+            created_at: p.created_at,
+            last_used_at: p.last_used_at,
+        }
+    }
 }

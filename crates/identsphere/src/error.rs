@@ -123,6 +123,14 @@ impl ApiError {
                     "Invalid MFA login",
                     e.to_string(),
                 ),
+                // One code for every refused sign-in, whatever the method.
+                CoreError::PasskeyRejected => p(
+                    S::UNAUTHORIZED,
+                    "invalid_credentials",
+                    "Invalid credentials",
+                    e.to_string(),
+                ),
+                CoreError::NotConfigured(m) => p(S::NOT_FOUND, "not_found", "Not found", m.clone()),
                 CoreError::StepUpRequired => p(
                     S::FORBIDDEN,
                     "step_up_required",

@@ -178,6 +178,7 @@ impl AuthService {
                 allow_wildcard_api_key_scope: config.allow_wildcard_api_key_scope,
                 rate_limits: config.rate_limits.clone(),
                 limit_key: subkey(secret.bytes(), "rate-limit-keys"),
+                passkeys: config.passkey_settings(),
             },
         )
         .await?;

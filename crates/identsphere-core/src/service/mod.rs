@@ -5,6 +5,7 @@ mod invitations;
 mod limits;
 mod mfa;
 mod orgs;
+mod passkeys;
 mod sessions;
 
 pub(crate) use accounts::clean_name;
@@ -14,6 +15,7 @@ pub use invitations::{AcceptInvitation, AcceptedInvitation};
 pub use limits::LimitSubject;
 pub use mfa::{MfaProof, TotpEnrollment, STEP_UP_MAX_AGE_SECS};
 pub use orgs::{Caller, OrgAccess, SessionOrganization};
+pub use passkeys::{CeremonyStart, MAX_PASSKEYS};
 pub use sessions::{IssuedTokens, LoginOutcome, LoginRequest};
 
 use crate::{
@@ -22,6 +24,7 @@ use crate::{
     error::{CoreError, Result},
     ids::{OrgId, SessionId, UserId},
     mail::{Mail, Mailer},
+    passkeys::RelyingParty,
     password::{PasswordHasher, PasswordPolicy},
     rate_limit::{InProcessLimiter, RateLimiter, RateLimits},
     revocation::RevocationCache,
@@ -64,6 +67,8 @@ pub struct IdentityConfig {
     /// Key for deriving rate-limit keys (a sub-key of the server secret), so
     /// no address or email reaches a limiter's storage.
     pub limit_key: [u8; 32],
+    /// Where passkeys may be used.
+    pub passkeys: crate::passkeys::PasskeySettings,
 }
 
 impl std::fmt::Debug for IdentityConfig {
@@ -132,6 +137,8 @@ pub struct Identity {
     limiter: Arc<dyn RateLimiter>,
     /// Per-instance throttle of rate-limit audit events.
     audit_throttle: InProcessLimiter,
+    /// The WebAuthn relying party; none when the public URL has no domain name.
+    relying_party: Option<RelyingParty>,
 }
 
 impl std::fmt::Debug for Identity {
@@ -155,6 +162,17 @@ impl Identity {
         mailer: Arc<dyn Mailer>,
         config: IdentityConfig,
     ) -> Result<Self> {
+        let relying_party = match RelyingParty::new(&config.public_url, &config.passkeys) {
+            Ok(rp) => Some(rp),
+            // Without settings of its own, a server on an IP address just has no passkeys.
+            Err(e)
+                if config.passkeys.rp_id.is_none() && config.passkeys.extra_origins.is_empty() =>
+            {
+                tracing::warn!(error = %e, "passkeys are off: the public URL's host is not a domain name");
+                None
+            }
+            Err(e) => return Err(e),
+        };
         let revocations =
             RevocationCache::start(store.clone(), clock.clone(), config.access_ttl).await?;
         Ok(Self {
@@ -167,6 +185,7 @@ impl Identity {
             config,
             limiter: Arc::new(InProcessLimiter::default()),
             audit_throttle: InProcessLimiter::default(),
+            relying_party,
         })
     }
 
@@ -364,6 +383,7 @@ mod tests {
             allow_wildcard_api_key_scope: false,
             rate_limits: RateLimits::default(),
             limit_key: [0; 32],
+            passkeys: Default::default(),
         }
     }
 

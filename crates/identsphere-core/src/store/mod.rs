@@ -373,6 +373,48 @@ pub trait MfaStore: Send + Sync {
     ) -> StoreResult<bool>;
 }
 
+/// Passkeys (WebAuthn credentials) and the server state of running ceremonies.
+#[async_trait]
+pub trait PasskeyStore: Send + Sync {
+    /// Stores a passkey; `Conflict` when the credential id is registered
+    /// already (to anyone).
+    async fn create_passkey(&self, passkey: &NewPasskey) -> StoreResult<PasskeyRecord>;
+    /// The user's passkeys, oldest first.
+    async fn list_passkeys(&self, user: UserId) -> StoreResult<Vec<PasskeyRecord>>;
+    /// A passkey by credential id.
+    async fn find_passkey_by_credential(
+        &self,
+        credential_id: &[u8],
+    ) -> StoreResult<Option<PasskeyRecord>>;
+    /// Renames one of the user's passkeys; `None` when the user has no such passkey.
+    async fn rename_passkey(
+        &self,
+        user: UserId,
+        id: PasskeyId,
+        name: &str,
+    ) -> StoreResult<Option<PasskeyRecord>>;
+    /// Deletes one of the user's passkeys; `false` when there is no such passkey.
+    async fn delete_passkey(&self, user: UserId, id: PasskeyId) -> StoreResult<bool>;
+    /// Records a login with the passkey, storing its updated credential
+    /// (signature counter, backup flags) when it changed.
+    async fn record_passkey_use(
+        &self,
+        id: PasskeyId,
+        credential: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Stores the state of a started ceremony, and drops expired ones.
+    async fn create_webauthn_ceremony(&self, ceremony: &NewWebauthnCeremony) -> StoreResult<()>;
+    /// Removes and returns a live ceremony of `kind`: the state is used at
+    /// most once, whatever the number of racing finishes.
+    async fn take_webauthn_ceremony(
+        &self,
+        id: CeremonyId,
+        kind: CeremonyKind,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<WebauthnCeremony>>;
+}
+
 /// Everything IdentSphere stores.
 #[async_trait]
 pub trait Store:
@@ -385,6 +427,7 @@ pub trait Store:
     + InvitationStore
     + ApiKeyStore
     + MfaStore
+    + PasskeyStore
     + std::fmt::Debug
 {
     /// Checks that the database answers.

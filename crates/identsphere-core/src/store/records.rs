@@ -512,3 +512,84 @@ pub struct MfaChallenge {
     /// Expiry.
     pub expires_at: DateTime<Utc>,
 }
+
+/// A passkey to store.
+#[derive(Debug, Clone)]
+pub struct NewPasskey {
+    /// Its id.
+    pub id: PasskeyId,
+    /// Whose it is.
+    pub user_id: UserId,
+    /// The WebAuthn credential id.
+    pub credential_id: Vec<u8>,
+    /// The credential (public key, counter, flags) as `webauthn-rs` serialises it.
+    pub credential: String,
+    /// A label the user chose.
+    pub name: String,
+    /// Registration time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored passkey.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasskeyRecord {
+    /// Its id.
+    pub id: PasskeyId,
+    /// Whose it is.
+    pub user_id: UserId,
+    /// The WebAuthn credential id.
+    pub credential_id: Vec<u8>,
+    /// The credential as `webauthn-rs` serialises it.
+    pub credential: String,
+    /// A label the user chose.
+    pub name: String,
+    /// Registration time.
+    pub created_at: DateTime<Utc>,
+    /// Last login with it.
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// What a WebAuthn ceremony is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CeremonyKind {
+    /// Adding a passkey to a signed-in account.
+    Registration,
+    /// Signing in with a passkey.
+    Login,
+}
+
+impl CeremonyKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Registration => "registration",
+            Self::Login => "login",
+        }
+    }
+}
+
+/// The server half of a started ceremony.
+#[derive(Debug, Clone)]
+pub struct NewWebauthnCeremony {
+    /// Its id, handed to the client.
+    pub id: CeremonyId,
+    /// What it is for.
+    pub kind: CeremonyKind,
+    /// The registering user (none for a login: the passkey names the user).
+    pub user_id: Option<UserId>,
+    /// The `webauthn-rs` state (challenge, policy), serialised.
+    pub state: String,
+    /// Start time.
+    pub created_at: DateTime<Utc>,
+    /// When it can no longer finish.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A live ceremony, taken from the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebauthnCeremony {
+    /// The registering user, if any.
+    pub user_id: Option<UserId>,
+    /// The `webauthn-rs` state.
+    pub state: String,
+}

@@ -463,3 +463,53 @@ fn weak_or_impossible_password_policies_are_refused() {
     let e = err_in(&dir, None, &[("IDENTSPHERE_PASSWORD_COMMON_LIST", "maybe")]);
     assert_eq!(e.name, "IDENTSPHERE_PASSWORD_COMMON_LIST");
 }
+
+#[test]
+fn passkey_relying_party_from_toml_and_env() {
+    let dir = TempDir::new().unwrap();
+    let s = load_in(&dir, None, &[]).unwrap();
+    assert_eq!(s.auth.webauthn_rp_id, None);
+    assert!(s.auth.webauthn_origins.is_empty());
+
+    let s = load_in(
+        &dir,
+        Some("public_url = \"https://auth.example.com\"\nwebauthn_origins = [\"https://app.example.com\", \"https://example.com\"]\n"),
+        &[("IDENTSPHERE_WEBAUTHN_RP_ID", "Example.com")],
+    )
+    .unwrap();
+    assert_eq!(s.auth.webauthn_rp_id.as_deref(), Some("example.com"));
+    let origins: Vec<&str> = s.auth.webauthn_origins.iter().map(|u| u.as_str()).collect();
+    assert_eq!(
+        origins,
+        ["https://app.example.com/", "https://example.com/"]
+    );
+
+    let https = ("IDENTSPHERE_PUBLIC_URL", "https://auth.example.com");
+    for (var, bad) in [
+        ("IDENTSPHERE_WEBAUTHN_RP_ID", "https://example.com"),
+        ("IDENTSPHERE_WEBAUTHN_RP_ID", "10.0.0.1"),
+        // Not a domain the public URL is on.
+        ("IDENTSPHERE_WEBAUTHN_RP_ID", "example.org"),
+        (
+            "IDENTSPHERE_WEBAUTHN_ORIGINS",
+            "https://app.example.com/login",
+        ),
+        ("IDENTSPHERE_WEBAUTHN_ORIGINS", "not a url"),
+    ] {
+        let e = err_in(&dir, None, &[https, (var, bad)]);
+        assert!(
+            e.name.starts_with("IDENTSPHERE_WEBAUTHN_"),
+            "{var}={bad}: {e}"
+        );
+    }
+    // An origin on another site than the RP id.
+    let e = err_in(
+        &dir,
+        None,
+        &[
+            https,
+            ("IDENTSPHERE_WEBAUTHN_ORIGINS", "https://app.example.org"),
+        ],
+    );
+    assert_eq!(e.name, "IDENTSPHERE_WEBAUTHN_RP_ID", "{e}");
+}

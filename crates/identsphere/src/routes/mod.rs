@@ -5,6 +5,7 @@ pub mod health;
 pub mod invitations;
 pub mod mfa;
 pub mod organizations;
+pub mod passkeys;
 pub mod sessions;
 pub mod users;
 pub mod wellknown;
@@ -35,6 +36,7 @@ use utoipa_axum::router::OpenApiRouter;
     modifiers(&SecuritySchemes),
     tags(
         (name = "auth", description = "Sign-up, sign-in, tokens, passwords and email"),
+        (name = "passkeys", description = "WebAuthn passkeys: registration, username-less login (MFA-strength), management"),
         (name = "sessions", description = "The caller's sessions"),
         (name = "users", description = "The caller's account"),
         (name = "organizations", description = "Organizations, members, roles, invitations and the audit log. Another organization's ids answer 404"),
@@ -79,6 +81,7 @@ fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
         .merge(mfa::router())
+        .merge(passkeys::router())
         .merge(sessions::router())
         .merge(users::router())
         .merge(organizations::router())

@@ -14,6 +14,7 @@ mod invitations;
 mod mfa;
 mod openapi;
 mod organizations;
+mod passkeys;
 mod passwords;
 mod rate_limits;
 mod refresh;

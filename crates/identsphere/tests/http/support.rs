@@ -402,3 +402,14 @@ pub fn header_kid(token: &str) -> String {
     .unwrap();
     header["kid"].as_str().unwrap().to_owned()
 }
+
+/// The claims of a JWT, unverified (the tests check what the server put in).
+pub fn claims(jwt: &str) -> Value {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+    serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(jwt.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap()
+}
