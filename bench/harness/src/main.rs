@@ -1,0 +1,324 @@
+//! `identsphere-bench`: every figure of docs/BENCHMARKS.md in one run, so
+//! that ratios compare numbers taken minutes apart on the same noisy machine.
+//!
+//!     identsphere-bench run [--postgres URL] [--peer bench/peers/better-auth] [--secs 10]
+//!     identsphere-bench run --smoke        # CI: each scenario for a second, no errors allowed
+//!
+//! The load generator runs in this process and shares the cores with the
+//! server under test, as it would with wrk; the baselines are measured the
+//! same way, so ratios are fair.
+mod argon;
+mod load;
+mod procs;
+mod scenarios;
+
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand};
+use load::{Load, Measured};
+use procs::{Db, Server};
+use scenarios::{Fixture, Scenario};
+use std::{fmt::Write as _, path::PathBuf, time::Duration};
+
+#[derive(Parser)]
+#[command(about = "IdentSphere's benchmark harness")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Runs the suite and prints the report (Markdown).
+    Run {
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+        /// Also measure on PostgreSQL: a database URL whose database is
+        /// dropped and recreated for each server.
+        #[arg(long)]
+        postgres: Option<String>,
+        /// The better-auth peer's directory (bench/peers/better-auth).
+        #[arg(long)]
+        peer: Option<PathBuf>,
+        /// The `identsphere` binary (default: next to this one).
+        #[arg(long)]
+        server: Option<PathBuf>,
+        /// One second per scenario, SQLite only; fails on any error. Checks
+        /// the harness works, not the timings.
+        #[arg(long)]
+        smoke: bool,
+    },
+    /// Serves the bare Axum JSON handler (the HTTP ceiling).
+    Baseline {
+        /// Port on 127.0.0.1.
+        #[arg(long)]
+        port: u16,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Cmd::Baseline { port } => baseline(port),
+        Cmd::Run {
+            secs,
+            postgres,
+            peer,
+            server,
+            smoke,
+        } => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(suite(Suite {
+                secs: if smoke { 1 } else { secs },
+                postgres: if smoke { None } else { postgres },
+                peer: if smoke { None } else { peer },
+                server: match server {
+                    Some(s) => s,
+                    None => std::env::current_exe()?.with_file_name("identsphere"),
+                },
+                smoke,
+            }))
+        }
+    }
+}
+
+fn baseline(port: u16) -> Result<()> {
+    use axum::{routing::get, Json, Router};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let app = Router::new().route(
+            "/json",
+            get(|| async { Json(serde_json::json!({ "id": "01J0000000000000000000000", "email": "bench@example.com", "email_verified": true })) }),
+        );
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        axum::serve(listener, app).await?;
+        Ok(())
+    })
+}
+
+struct Suite {
+    secs: u64,
+    postgres: Option<String>,
+    peer: Option<PathBuf>,
+    server: PathBuf,
+    smoke: bool,
+}
+
+/// One row of the report.
+struct Row {
+    store: &'static str,
+    scenario: Scenario,
+    peak: Measured,
+    /// Latency at half the peak rate (non-hashing scenarios).
+    half: Option<Measured>,
+}
+
+/// One server's figures besides the rows.
+struct ServerFacts {
+    store: &'static str,
+    ready_ms: f64,
+    idle_rss: f64,
+    peak_rss: f64,
+}
+
+impl Suite {
+    fn load(&self, scenario: Scenario) -> Load {
+        Load {
+            connections: scenario.connections(),
+            duration: Duration::from_secs(self.secs),
+            rate: None,
+        }
+    }
+
+    /// Full load, then (unless hashing or smoke) half of the rate reached, for latency.
+    async fn both(
+        &self,
+        server: &Server,
+        scenario: Scenario,
+        fx: &Fixture,
+    ) -> (Measured, Option<Measured>) {
+        let peak = scenarios::measure(&server.base, scenario, fx, self.load(scenario)).await;
+        eprintln!(
+            "  {:<28} {:>9.1} req/s  p50 {:>6.2} ms  p99 {:>7.2} ms  errors {}",
+            scenario.name(),
+            peak.rps,
+            peak.p50_ms,
+            peak.p99_ms,
+            peak.errors
+        );
+        if scenario.hashes() || self.smoke || peak.rps < 1.0 {
+            return (peak, None);
+        }
+        let load = Load {
+            rate: Some(peak.rps / 2.0),
+            ..self.load(scenario)
+        };
+        let half = scenarios::measure(&server.base, scenario, fx, load).await;
+        eprintln!(
+            "  {:<28} at {:>8.1} req/s: p50 {:>6.2} ms  p99 {:>7.2} ms  errors {}",
+            "  half load", half.rps, half.p50_ms, half.p99_ms, half.errors
+        );
+        (peak, Some(half))
+    }
+}
+
+async fn suite(s: Suite) -> Result<()> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut rows = Vec::new();
+    let mut facts = Vec::new();
+
+    eprintln!("raw Argon2id, {threads} threads");
+    let argon = argon::hashes_per_sec(threads, Duration::from_secs(s.secs))?;
+    eprintln!("  {argon:.1} hashes/s");
+
+    eprintln!("bare Axum JSON");
+    let base = procs::baseline().await?;
+    let fx = Fixture {
+        credential: String::new(),
+        api_key: None,
+    };
+    let (peak, half) = s.both(&base, Scenario::Baseline, &fx).await;
+    drop(base);
+    rows.push(Row {
+        store: "-",
+        scenario: Scenario::Baseline,
+        peak,
+        half,
+    });
+
+    let mut dbs = vec![Db::Sqlite];
+    if let Some(url) = &s.postgres {
+        dbs.push(Db::Postgres(url.clone()));
+    }
+    for db in &dbs {
+        eprintln!("IdentSphere on {}", db.name());
+        let server = procs::identsphere(&s.server, db).await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let idle_rss = server.rss_mb();
+        let sampler = server.sample_rss();
+        let fx = scenarios::prepare_identsphere(&server.base).await?;
+        for scenario in Scenario::OURS {
+            let (peak, half) = s.both(&server, scenario, &fx).await;
+            rows.push(Row {
+                store: db.name(),
+                scenario,
+                peak,
+                half,
+            });
+        }
+        facts.push(ServerFacts {
+            store: db.name(),
+            ready_ms: server.ready_in.as_secs_f64() * 1000.0,
+            idle_rss,
+            peak_rss: sampler.finish(),
+        });
+    }
+
+    if let Some(peer) = &s.peer {
+        for db in &dbs {
+            eprintln!("better-auth on {}", db.name());
+            let server = procs::better_auth(peer, db).await?;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let idle_rss = server.rss_mb();
+            let sampler = server.sample_rss();
+            let fx = scenarios::prepare_peer(&server.base).await?;
+            for scenario in [Scenario::PeerSignIn, Scenario::PeerSession] {
+                let (peak, half) = s.both(&server, scenario, &fx).await;
+                rows.push(Row {
+                    store: db.name(),
+                    scenario,
+                    peak,
+                    half,
+                });
+            }
+            facts.push(ServerFacts {
+                store: if matches!(db, Db::Sqlite) {
+                    "better-auth, SQLite"
+                } else {
+                    "better-auth, PostgreSQL"
+                },
+                ready_ms: server.ready_in.as_secs_f64() * 1000.0,
+                idle_rss,
+                peak_rss: sampler.finish(),
+            });
+        }
+    }
+
+    println!("{}", report(argon, threads, &rows, &facts));
+    let failed: Vec<&Row> = rows
+        .iter()
+        .filter(|r| {
+            r.peak.errors > 0 || r.peak.ok == 0 || r.half.as_ref().is_some_and(|h| h.errors > 0)
+        })
+        .collect();
+    if !failed.is_empty() {
+        let names: Vec<&str> = failed.iter().map(|r| r.scenario.name()).collect();
+        bail!("scenarios with errors or no successful request: {names:?}");
+    }
+    Ok(())
+}
+
+fn report(argon: f64, threads: usize, rows: &[Row], facts: &[ServerFacts]) -> String {
+    let ceiling = rows
+        .iter()
+        .find(|r| r.scenario == Scenario::Baseline)
+        .map_or(0.0, |r| r.peak.rps);
+    let peer = |store: &str, sc: Scenario| {
+        rows.iter()
+            .find(|r| r.store == store && r.scenario == sc)
+            .map(|r| r.peak.rps)
+    };
+    let mut out = String::new();
+    let _ = writeln!(out, "Raw Argon2id (m=19456 KiB, t=2, p=1) on {threads} threads: **{argon:.1} hashes/s**. Bare Axum JSON: **{ceiling:.0} req/s**.\n");
+    let _ = writeln!(out, "| store | scenario | conns | req/s | ratio | p50 ms | p99 ms | p99 ms at half rate | errors |");
+    let _ = writeln!(
+        out,
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    );
+    for r in rows {
+        let ratio = match r.scenario {
+            Scenario::Login | Scenario::PeerSignIn => {
+                format!("{:.0}% of raw Argon2id", 100.0 * r.peak.rps / argon)
+            }
+            Scenario::Baseline => "ceiling".into(),
+            _ => format!("{:.0}% of bare Axum", 100.0 * r.peak.rps / ceiling),
+        };
+        let versus = match r.scenario {
+            Scenario::Login => peer(r.store, Scenario::PeerSignIn),
+            Scenario::MeCookie => peer(r.store, Scenario::PeerSession),
+            _ => None,
+        }
+        .map(|p| format!("; {:.1}× better-auth", r.peak.rps / p))
+        .unwrap_or_default();
+        let half = r.half.as_ref().map_or("-".into(), |h| {
+            format!("{:.2} (at {:.0}/s)", h.p99_ms, h.rps)
+        });
+        let errors = r.peak.errors + r.half.as_ref().map_or(0, |h| h.errors);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.1} | {ratio}{versus} | {:.2} | {:.2} | {half} | {errors} |",
+            r.store,
+            r.scenario.name(),
+            r.scenario.connections(),
+            r.peak.rps,
+            r.peak.p50_ms,
+            r.peak.p99_ms,
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n| server | start to ready | idle RSS | peak RSS under load |"
+    );
+    let _ = writeln!(out, "| --- | --- | --- | --- |");
+    for f in facts {
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} ms | {:.1} MB | {:.1} MB |",
+            f.store, f.ready_ms, f.idle_rss, f.peak_rss
+        );
+    }
+    out
+}

@@ -1,0 +1,257 @@
+//! The scenarios: what one request of each is, and what it needs prepared.
+use crate::load::{client, run, Load, Measured};
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+/// The benchmark account (IdentSphere and the peer alike).
+pub const EMAIL: &str = "bench@example.com";
+/// Its password.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// `POST /v1/auth/login`: one Argon2id verification each.
+    Login,
+    /// `POST /v1/auth/refresh`, each connection following its own rotation chain.
+    Refresh,
+    /// `GET /v1/users/me` with `Authorization: Bearer`.
+    MeBearer,
+    /// `GET /v1/users/me` with the access-token cookie.
+    MeCookie,
+    /// `GET /v1/users/me` with an API key (`x-api-key`, scope `users:read`).
+    ApiKey,
+    /// The bare Axum JSON handler.
+    Baseline,
+    /// better-auth: `POST /api/auth/sign-in/email`.
+    PeerSignIn,
+    /// better-auth: `GET /api/auth/get-session` with its session cookie.
+    PeerSession,
+}
+
+impl Scenario {
+    /// IdentSphere's scenarios, in report order.
+    pub const OURS: [Self; 5] = [
+        Self::Login,
+        Self::Refresh,
+        Self::MeBearer,
+        Self::MeCookie,
+        Self::ApiKey,
+    ];
+
+    /// The name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Login => "password login",
+            Self::Refresh => "refresh (rotation)",
+            Self::MeBearer => "GET /v1/users/me, Bearer",
+            Self::MeCookie => "GET /v1/users/me, cookie",
+            Self::ApiKey => "GET /v1/users/me, API key",
+            Self::Baseline => "bare Axum JSON",
+            Self::PeerSignIn => "better-auth sign-in",
+            Self::PeerSession => "better-auth get-session",
+        }
+    }
+
+    /// Whether each request hashes a password (bound by the hashing pool).
+    pub fn hashes(self) -> bool {
+        matches!(self, Self::Login | Self::PeerSignIn)
+    }
+
+    /// Connections at full load: a few for hashing (more only queue), many
+    /// for the rest.
+    pub fn connections(self) -> usize {
+        if self.hashes() {
+            4
+        } else {
+            32
+        }
+    }
+}
+
+/// What the scenarios of one server share: a signed-in session.
+#[derive(Debug, Clone)]
+pub struct Fixture {
+    /// IdentSphere: an access token; the peer: its cookie header.
+    pub credential: String,
+    /// An API key with scope `users:read` (IdentSphere only).
+    pub api_key: Option<String>,
+}
+
+async fn ok_json(r: reqwest::Response, what: &str) -> Result<Value> {
+    let status = r.status();
+    let body = r.text().await?;
+    if !status.is_success() {
+        bail!("{what}: {status}: {body}");
+    }
+    serde_json::from_str(&body).with_context(|| format!("{what}: not JSON: {body}"))
+}
+
+async fn login(base: &str) -> Result<Value> {
+    let r = client()
+        .post(format!("{base}/v1/auth/login"))
+        .json(&json!({ "email": EMAIL, "password": PASSWORD }))
+        .send()
+        .await?;
+    ok_json(r, "login").await
+}
+
+fn field(v: &Value, name: &str) -> Result<String> {
+    v[name]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("no `{name}` in {v}"))
+}
+
+/// Creates the benchmark account on an IdentSphere server (email
+/// verification is off there) and signs in.
+pub async fn prepare_identsphere(base: &str) -> Result<Fixture> {
+    let http = client();
+    http.post(format!("{base}/v1/auth/signup"))
+        .json(&json!({ "email": EMAIL, "password": PASSWORD }))
+        .send()
+        .await?;
+    let access = field(&login(base).await?, "access_token")?;
+    let r = http
+        .post(format!("{base}/v1/api-keys"))
+        .bearer_auth(&access)
+        .json(&json!({ "name": "bench", "scopes": ["users:read"] }))
+        .send()
+        .await?;
+    let key = field(&ok_json(r, "creating an API key").await?, "key")?;
+    Ok(Fixture {
+        credential: access,
+        api_key: Some(key),
+    })
+}
+
+/// Signs in to the better-auth peer (its setup seeded the account).
+pub async fn prepare_peer(base: &str) -> Result<Fixture> {
+    let r = client()
+        .post(format!("{base}/api/auth/sign-in/email"))
+        .header("origin", base)
+        .json(&json!({ "email": EMAIL, "password": PASSWORD }))
+        .send()
+        .await?;
+    let cookies: Vec<String> = r
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|c| c.split(';').next().map(str::to_owned))
+        .collect();
+    ok_json(r, "better-auth sign-in").await?;
+    if cookies.is_empty() {
+        bail!("better-auth sign-in set no cookie");
+    }
+    Ok(Fixture {
+        credential: cookies.join("; "),
+        api_key: None,
+    })
+}
+
+async fn success(r: reqwest::RequestBuilder) -> bool {
+    r.send().await.is_ok_and(|r| r.status().is_success())
+}
+
+/// Runs `scenario` against `base` under `load`.
+pub async fn measure(base: &str, scenario: Scenario, fx: &Fixture, load: Load) -> Measured {
+    let base = base.to_owned();
+    let credential = fx.credential.clone();
+    match scenario {
+        Scenario::Login | Scenario::PeerSignIn => {
+            let url = if scenario == Scenario::Login {
+                format!("{base}/v1/auth/login")
+            } else {
+                format!("{base}/api/auth/sign-in/email")
+            };
+            let body = json!({ "email": EMAIL, "password": PASSWORD });
+            run(
+                load,
+                |_| async { client() },
+                move |c| {
+                    let req = c.post(&url).header("origin", &base).json(&body);
+                    async move { (c.clone(), success(req).await) }
+                },
+            )
+            .await
+        }
+        Scenario::Refresh => {
+            let url = format!("{base}/v1/auth/refresh");
+            let init = |_| {
+                let base = base.clone();
+                async move {
+                    let token = match login(&base).await {
+                        Ok(l) => field(&l, "refresh_token").unwrap_or_default(),
+                        Err(_) => String::new(),
+                    };
+                    (client(), token)
+                }
+            };
+            run(load, init, move |(c, token)| {
+                let req = c.post(&url).json(&json!({ "refresh_token": token }));
+                async move {
+                    let next = match req.send().await {
+                        Ok(r) if r.status().is_success() => r
+                            .json::<Value>()
+                            .await
+                            .ok()
+                            .and_then(|v| v["refresh_token"].as_str().map(str::to_owned)),
+                        _ => None,
+                    };
+                    match next {
+                        Some(next) => ((c, next), true),
+                        None => ((c, token), false),
+                    }
+                }
+            })
+            .await
+        }
+        Scenario::MeBearer
+        | Scenario::MeCookie
+        | Scenario::ApiKey
+        | Scenario::Baseline
+        | Scenario::PeerSession => {
+            let (path, header, value) = match scenario {
+                Scenario::MeBearer => (
+                    "/v1/users/me",
+                    "authorization",
+                    format!("Bearer {credential}"),
+                ),
+                Scenario::MeCookie => (
+                    "/v1/users/me",
+                    "cookie",
+                    format!("identsphere_access={credential}"),
+                ),
+                Scenario::ApiKey => (
+                    "/v1/users/me",
+                    "x-api-key",
+                    fx.api_key.clone().unwrap_or_default(),
+                ),
+                Scenario::PeerSession => ("/api/auth/get-session", "cookie", credential),
+                _ => ("/json", "accept", "application/json".to_owned()),
+            };
+            let url = format!("{base}{path}");
+            // better-auth answers 200 with `null` for a session it does not know.
+            let needs_user = scenario == Scenario::PeerSession;
+            run(
+                load,
+                |_| async { client() },
+                move |c| {
+                    let req = c.get(&url).header(header, &value);
+                    async move {
+                        let ok = match req.send().await {
+                            Ok(r) if r.status().is_success() && needs_user => {
+                                r.bytes().await.is_ok_and(|b| b.starts_with(b"{\""))
+                            }
+                            Ok(r) => r.status().is_success(),
+                            Err(_) => false,
+                        };
+                        (c.clone(), ok)
+                    }
+                },
+            )
+            .await
+        }
+    }
+}
