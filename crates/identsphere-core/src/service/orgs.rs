@@ -10,8 +10,8 @@ use crate::{
     ids::{AuditEventId, OrgId, UserId},
     permissions::{builtin_permissions, Permission, Permissions, RoleName},
     store::{
-        ApiKey, Member, MemberChange, Membership, NewOrganization, OrgMembership, Organization,
-        PageRequest, Role, RoleDeletion, StoreError, User,
+        ApiKey, Member, MemberChange, Membership, NewOrganization, OrgMembership, OrgPatch,
+        Organization, PageRequest, Role, RoleDeletion, StoreError, User,
     },
 };
 
@@ -274,8 +274,11 @@ impl Identity {
         meta: &RequestMeta,
     ) -> Result<(Organization, OrgAccess)> {
         let access = self.authorize(caller, org, "org:manage").await?;
-        let name = label("name", name, 100)?;
-        let updated = self.store.update_org(org, &name, self.clock.now()).await?;
+        let patch = OrgPatch {
+            name: Some(label("name", name, 100)?),
+            require_mfa: None,
+        };
+        let updated = self.store.update_org(org, &patch, self.clock.now()).await?;
         self.audit_in(
             Some(org),
             AuditAction::OrganizationUpdated,
@@ -285,7 +288,7 @@ impl Identity {
             caller.audit_metadata(),
         )
         .await;
-        Ok((updated, access))
+        Ok((updated.current, access))
     }
 
     /// Deletes an organization with its memberships, roles, invitations and
