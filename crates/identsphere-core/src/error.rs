@@ -46,6 +46,10 @@ pub enum CoreError {
     /// An MFA login token is unknown, expired, used, or spent its attempts: sign in again.
     #[error("the MFA login is invalid or has expired; sign in again")]
     InvalidMfaToken,
+    /// The organization requires a second factor, and the session was not
+    /// signed in with one; the message says how to get there.
+    #[error("{0}")]
+    MfaRequired(String),
     /// The operation needs an authentication newer than the session's (step-up).
     #[error("this operation needs a recent authentication; step up and retry")]
     StepUpRequired,

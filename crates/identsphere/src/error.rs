@@ -123,6 +123,12 @@ impl ApiError {
                     "Invalid MFA login",
                     e.to_string(),
                 ),
+                CoreError::MfaRequired(m) => p(
+                    S::FORBIDDEN,
+                    "mfa_required",
+                    "Multi-factor authentication required",
+                    m.clone(),
+                ),
                 CoreError::StepUpRequired => p(
                     S::FORBIDDEN,
                     "step_up_required",

@@ -79,6 +79,13 @@ fn merge_amr(current: &[String], add: &[&str]) -> Vec<String> {
     amr
 }
 
+/// Whether an `amr` shows a second factor. Only `mfa` counts, whatever the
+/// methods: [`merge_amr`] adds it once two factors are present, MFA logins
+/// set it, and passkey logins will set it too.
+pub(crate) fn amr_has_mfa(amr: &[String]) -> bool {
+    amr.iter().any(|m| m == "mfa")
+}
+
 impl Identity {
     fn secret_box(&self) -> SecretBox {
         SecretBox::new(&self.config.totp_key)

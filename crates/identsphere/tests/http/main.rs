@@ -13,6 +13,7 @@ mod instances;
 mod invitations;
 mod mfa;
 mod openapi;
+mod org_mfa;
 mod organizations;
 mod passwords;
 mod rate_limits;

@@ -26,29 +26,30 @@ both_stores! {
     step_up_with_a_code_adds_otp,
 }
 
-struct Mfa {
-    app: TestApp,
-    clock: Arc<ManualClock>,
+/// A server on a manual clock, with helpers for TOTP (also used by `org_mfa`).
+pub(crate) struct Mfa {
+    pub app: TestApp,
+    pub clock: Arc<ManualClock>,
 }
 
 impl Mfa {
-    async fn spawn(b: Backend) -> Option<Self> {
+    pub async fn spawn(b: Backend) -> Option<Self> {
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
         let app = TestApp::spawn_with(b, |c| c.clock = clock.clone()).await?;
         Some(Self { app, clock })
     }
 
-    fn code(&self, secret: &[u8]) -> String {
+    pub fn code(&self, secret: &[u8]) -> String {
         totp_at(secret, self.clock.now().timestamp())
     }
 
-    fn next_step(&self) {
+    pub fn next_step(&self) {
         self.clock.advance(Duration::seconds(30));
     }
 
     /// Enrolls and confirms TOTP; returns the secret and the recovery codes,
     /// with the clock moved on to the next step (the confirming code is spent).
-    async fn enable(&self, token: &str) -> (Vec<u8>, Vec<String>) {
+    pub async fn enable(&self, token: &str) -> (Vec<u8>, Vec<String>) {
         let r = self
             .app
             .post_bearer("/v1/auth/mfa/totp/enroll", token, json!({}))
@@ -98,7 +99,7 @@ impl Mfa {
     }
 
     /// A login that must stop at the second factor; returns the MFA token.
-    async fn mfa_login(&self, email: &str) -> String {
+    pub async fn mfa_login(&self, email: &str) -> String {
         let r = self.app.login(email, PASSWORD).await;
         assert_eq!(r.status(), StatusCode::OK);
         assert!(
@@ -113,7 +114,7 @@ impl Mfa {
         body["mfa_token"].as_str().unwrap().to_owned()
     }
 
-    async fn verify(&self, mfa_token: &str, field: &str, code: &str) -> reqwest::Response {
+    pub async fn verify(&self, mfa_token: &str, field: &str, code: &str) -> reqwest::Response {
         self.app
             .post(
                 "/v1/auth/mfa/verify",
@@ -127,7 +128,7 @@ fn token(login: &Value) -> &str {
     login["access_token"].as_str().unwrap()
 }
 
-fn claims(jwt: &str) -> Value {
+pub(crate) fn claims(jwt: &str) -> Value {
     use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
     serde_json::from_slice(
         &URL_SAFE_NO_PAD
