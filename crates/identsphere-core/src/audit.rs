@@ -100,6 +100,8 @@ pub enum AuditValue {
     Passkey(PasskeyId),
     /// A count.
     Count(u64),
+    /// A setting's new value (e.g. `require_mfa`).
+    Flag(bool),
     /// A rate limit's name.
     Limit(crate::rate_limit::LimitKind),
 }
@@ -116,6 +118,7 @@ impl AuditValue {
             Self::ApiKey(id) => id.to_string(),
             Self::Passkey(id) => id.to_string(),
             Self::Count(n) => n.to_string(),
+            Self::Flag(b) => b.to_string(),
             Self::Limit(k) => k.as_str().to_owned(),
         }
     }
@@ -125,6 +128,7 @@ impl Serialize for AuditValue {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Self::Count(n) => s.serialize_u64(*n),
+            Self::Flag(b) => s.serialize_bool(*b),
             other => s.serialize_str(&other.to_text()),
         }
     }
@@ -228,10 +232,11 @@ mod tests {
         let m = AuditMetadata::default()
             .with("user_id", AuditValue::User(user))
             .with("role", AuditValue::Role(RoleName::builtin("admin")))
-            .with("count", AuditValue::Count(3));
+            .with("count", AuditValue::Count(3))
+            .with("require_mfa", AuditValue::Flag(true));
         assert_eq!(
             m.to_json(),
-            serde_json::json!({ "user_id": user.to_string(), "role": "admin", "count": 3 })
+            serde_json::json!({ "user_id": user.to_string(), "role": "admin", "count": 3, "require_mfa": true })
         );
     }
 }

@@ -53,6 +53,10 @@ pub enum CoreError {
     /// The server is not configured for this feature; the message says how.
     #[error("{0}")]
     NotConfigured(String),
+    /// The organization requires a second factor, and the session was not
+    /// signed in with one; the message says how to get there.
+    #[error("{0}")]
+    MfaRequired(String),
     /// The operation needs an authentication newer than the session's (step-up).
     #[error("this operation needs a recent authentication; step up and retry")]
     StepUpRequired,

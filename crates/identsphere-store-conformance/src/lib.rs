@@ -34,6 +34,7 @@ macro_rules! conformance_tests {
         );
         $crate::conformance_tests!(@org_cases $factory;
             orgs_create_get_update_delete,
+            org_mfa_requirement_is_stored_and_read_with_memberships,
             user_orgs_page_by_ascending_id,
             memberships_read_and_list,
             member_role_changes_stay_in_their_org,

@@ -176,16 +176,24 @@ pub async fn orgs_create_get_update_delete(s: S) {
             role: owner(),
             joined_at: t,
             role_permissions: None,
+            org_require_mfa: false,
         }
     );
 
     let later = t + Duration::seconds(5);
-    let renamed = s.update_org(o.id, "Acme Inc", later).await.unwrap();
+    let rename = OrgPatch {
+        name: Some("Acme Inc".into()),
+        require_mfa: None,
+    };
+    let updated = s.update_org(o.id, &rename, later).await.unwrap();
+    assert_eq!(updated.previous, o);
+    let renamed = updated.current;
     assert_eq!(renamed.name, "Acme Inc");
+    assert!(!renamed.require_mfa);
     assert_eq!((renamed.created_at, renamed.updated_at), (t, later));
     assert_eq!(s.get_org(o.id).await.unwrap(), Some(renamed));
     assert!(matches!(
-        s.update_org(OrgId::new(), "x", later).await,
+        s.update_org(OrgId::new(), &rename, later).await,
         Err(StoreError::NotFound)
     ));
 
@@ -196,6 +204,87 @@ pub async fn orgs_create_get_update_delete(s: S) {
     assert!(s.list_user_orgs(ann.id, all()).await.unwrap().is_empty());
     // The user outlives the organization.
     assert!(s.get_user(ann.id).await.unwrap().is_some());
+}
+
+/// `require_mfa` starts off, changes alone (the name stays), reports the
+/// value it replaced, and is read with every membership and listed organization.
+pub async fn org_mfa_requirement_is_stored_and_read_with_memberships(s: S) {
+    let ann = user(&s, "ann@example.com").await;
+    let bob = user(&s, "bob@example.com").await;
+    let t = now();
+    let o = org_at(&s, "Acme", ann.id, t).await;
+    let other = org_at(&s, "Other", ann.id, t).await;
+    s.add_member(o.id, bob.id, &member(), t).await.unwrap();
+    assert!(!o.require_mfa);
+    assert!(
+        !s.get_membership(o.id, bob.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .org_require_mfa
+    );
+
+    let require = |on| OrgPatch {
+        name: None,
+        require_mfa: Some(on),
+    };
+    let later = t + Duration::seconds(5);
+    let on = s.update_org(o.id, &require(true), later).await.unwrap();
+    assert!(!on.previous.require_mfa);
+    assert!(on.current.require_mfa);
+    assert_eq!(on.current.name, "Acme", "the name is kept");
+    assert_eq!(on.current.updated_at, later);
+    assert_eq!(s.get_org(o.id).await.unwrap(), Some(on.current.clone()));
+    for user in [ann.id, bob.id] {
+        let m = s.get_membership(o.id, user).await.unwrap().unwrap();
+        assert!(m.org_require_mfa);
+    }
+    // Only that organization.
+    assert!(
+        !s.get_membership(other.id, ann.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .org_require_mfa
+    );
+    let listed: Vec<(OrgId, bool)> = s
+        .list_user_orgs(ann.id, all())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.org.id, m.org.require_mfa))
+        .collect();
+    let mut expected = vec![(o.id, true), (other.id, false)];
+    expected.sort();
+    assert_eq!(listed, expected);
+
+    // A rename keeps the requirement; setting the same value reports it as before.
+    let renamed = s
+        .update_org(
+            o.id,
+            &OrgPatch {
+                name: Some("Acme Inc".into()),
+                require_mfa: None,
+            },
+            later,
+        )
+        .await
+        .unwrap();
+    assert!(renamed.previous.require_mfa && renamed.current.require_mfa);
+    let again = s.update_org(o.id, &require(true), later).await.unwrap();
+    assert!(again.previous.require_mfa && again.current.require_mfa);
+
+    let off = s.update_org(o.id, &require(false), later).await.unwrap();
+    assert!(off.previous.require_mfa);
+    assert!(!off.current.require_mfa);
+    assert_eq!(off.current.name, "Acme Inc");
+    assert!(
+        !s.get_membership(o.id, bob.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .org_require_mfa
+    );
 }
 
 /// A user's organizations page by ascending id and show only theirs.
@@ -282,6 +371,7 @@ pub async fn memberships_read_and_list(s: S) {
             role: role("billing"),
             joined_at: t,
             role_permissions: Some(perms(&["org:read", "app:invoices.read"])),
+            org_require_mfa: false,
         }
     );
     let cid_m = s.get_membership(o.id, cid.id).await.unwrap().unwrap();
@@ -1087,6 +1177,7 @@ pub async fn accepting_an_invitation(s: S) {
             role: role("billing"),
             joined_at: at,
             role_permissions: Some(perms(&["app:invoices.read"])),
+            org_require_mfa: false,
         })
     );
 

@@ -100,20 +100,33 @@ impl OrgStore for PostgresStore {
     async fn update_org(
         &self,
         id: OrgId,
-        name: &str,
+        patch: &OrgPatch,
         now: DateTime<Utc>,
-    ) -> StoreResult<Organization> {
-        sqlx::query_as::<_, OrgRow>(
-            "UPDATE organizations SET name = $1, updated_at = $2 WHERE id = $3 RETURNING *",
+    ) -> StoreResult<UpdatedOrg> {
+        // The row lock comes first, so `previous` is what this update changed.
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let previous: Organization =
+            sqlx::query_as::<_, OrgRow>("SELECT * FROM organizations WHERE id = $1 FOR UPDATE")
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?
+                .ok_or(StoreError::NotFound)?
+                .try_into()?;
+        let current: Organization = sqlx::query_as::<_, OrgRow>(
+            "UPDATE organizations SET name = COALESCE($1, name),
+             require_mfa = COALESCE($2, require_mfa), updated_at = $3 WHERE id = $4 RETURNING *",
         )
-        .bind(name)
+        .bind(patch.name.as_deref())
+        .bind(patch.require_mfa)
         .bind(now)
         .bind(id.0)
-        .fetch_optional(&self.pool)
+        .fetch_one(&mut *tx)
         .await
         .map_err(backend)?
-        .ok_or(StoreError::NotFound)?
-        .try_into()
+        .try_into()?;
+        tx.commit().await.map_err(backend)?;
+        Ok(UpdatedOrg { previous, current })
     }
 
     async fn delete_org(&self, id: OrgId) -> StoreResult<bool> {
@@ -149,7 +162,8 @@ impl OrgStore for PostgresStore {
 
     async fn get_membership(&self, org: OrgId, user: UserId) -> StoreResult<Option<Membership>> {
         sqlx::query_as::<_, MembershipRow>(
-            "SELECT m.*, r.permissions AS role_permissions FROM memberships m
+            "SELECT m.*, r.permissions AS role_permissions, o.require_mfa AS org_require_mfa
+             FROM memberships m JOIN organizations o ON o.id = m.org_id
              LEFT JOIN roles r ON r.org_id = m.org_id AND r.name = m.role
              WHERE m.org_id = $1 AND m.user_id = $2",
         )

@@ -144,6 +144,7 @@ pub(crate) fn permission_names(p: &Permissions) -> Vec<String> {
 pub(crate) struct OrgRow {
     id: uuid::Uuid,
     name: String,
+    require_mfa: bool,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -154,6 +155,7 @@ impl TryFrom<OrgRow> for Organization {
         Ok(Organization {
             id: OrgId(r.id),
             name: r.name,
+            require_mfa: r.require_mfa,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -186,6 +188,7 @@ pub(crate) struct MembershipRow {
     role: String,
     joined_at: DateTime<Utc>,
     role_permissions: Option<Vec<String>>,
+    org_require_mfa: bool,
 }
 
 impl TryFrom<MembershipRow> for Membership {
@@ -197,6 +200,7 @@ impl TryFrom<MembershipRow> for Membership {
             role: role(r.role)?,
             joined_at: r.joined_at,
             role_permissions: r.role_permissions.as_deref().map(permissions).transpose()?,
+            org_require_mfa: r.org_require_mfa,
         })
     }
 }

@@ -160,6 +160,7 @@ pub(crate) fn join_permissions(p: &Permissions) -> String {
 pub(crate) struct OrgRow {
     id: uuid::Uuid,
     name: String,
+    require_mfa: bool,
     created_at: i64,
     updated_at: i64,
 }
@@ -170,6 +171,7 @@ impl TryFrom<OrgRow> for Organization {
         Ok(Organization {
             id: OrgId(r.id),
             name: r.name,
+            require_mfa: r.require_mfa,
             created_at: time(r.created_at)?,
             updated_at: time(r.updated_at)?,
         })
@@ -202,6 +204,7 @@ pub(crate) struct MembershipRow {
     role: String,
     joined_at: i64,
     role_permissions: Option<String>,
+    org_require_mfa: bool,
 }
 
 impl TryFrom<MembershipRow> for Membership {
@@ -213,6 +216,7 @@ impl TryFrom<MembershipRow> for Membership {
             role: role(r.role)?,
             joined_at: time(r.joined_at)?,
             role_permissions: r.role_permissions.as_deref().map(permissions).transpose()?,
+            org_require_mfa: r.org_require_mfa,
         })
     }
 }

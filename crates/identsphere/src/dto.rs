@@ -259,6 +259,10 @@ pub struct SessionInfo {
     /// Permission strings in the active organization: hints for the
     /// interface, enforced again by the server on every request.
     pub capabilities: Vec<String>,
+    /// The active organization requires MFA and this session was not signed
+    /// in with a second factor: `role` is `null` and `capabilities` empty
+    /// until the user signs in with one (or enrolls one and steps up with a code).
+    pub mfa_required: bool,
 }
 
 /// An organization, briefly.
@@ -268,6 +272,8 @@ pub struct OrganizationRef {
     pub id: String,
     /// Display name.
     pub name: String,
+    /// Whether members must sign in with a second factor to act in it.
+    pub require_mfa: bool,
 }
 
 /// Health answer.
@@ -337,6 +343,10 @@ pub struct OrganizationResponse {
     pub id: String,
     /// Display name.
     pub name: String,
+    /// Whether members must be signed in with a second factor (`amr` holding
+    /// `mfa`) to act in it; sessions without one get 403 `mfa_required` on its
+    /// routes. API keys are not affected.
+    pub require_mfa: bool,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -350,6 +360,7 @@ impl OrganizationResponse {
         Self {
             id: o.id.to_string(),
             name: o.name,
+            require_mfa: o.require_mfa,
             created_at: o.created_at,
             updated_at: o.updated_at,
             role: role.to_string(),
@@ -357,12 +368,24 @@ impl OrganizationResponse {
     }
 }
 
-/// Create or rename an organization.
+/// Create an organization.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrganizationBody {
     /// Display name, 1–100 characters.
     pub name: String,
+}
+
+/// Change an organization: any of the fields, at least one.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateOrganizationBody {
+    /// New display name, 1–100 characters.
+    pub name: Option<String>,
+    /// Require members to sign in with a second factor. Setting it needs a
+    /// sign-in newer than 5 minutes; turning it on needs this session to be
+    /// signed in with a second factor.
+    pub require_mfa: Option<bool>,
 }
 
 /// A member (API.md §2).

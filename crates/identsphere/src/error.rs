@@ -131,6 +131,12 @@ impl ApiError {
                     e.to_string(),
                 ),
                 CoreError::NotConfigured(m) => p(S::NOT_FOUND, "not_found", "Not found", m.clone()),
+                CoreError::MfaRequired(m) => p(
+                    S::FORBIDDEN,
+                    "mfa_required",
+                    "Multi-factor authentication required",
+                    m.clone(),
+                ),
                 CoreError::StepUpRequired => p(
                     S::FORBIDDEN,
                     "step_up_required",

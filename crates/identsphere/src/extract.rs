@@ -266,7 +266,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 use identsphere_core::{
     ids::{OrgId, UserId},
     permissions::{Permissions, RoleName},
-    service::OrgAccess,
+    service::{ActiveOrg, OrgAccess},
 };
 
 /// Callers without an active organization hold no permissions.
@@ -282,7 +282,10 @@ static NO_PERMISSIONS: Permissions = Permissions::new();
 /// permissions: permissions come from memberships and roles only, never from
 /// the account (SECURITY.md rule 16). The membership and role are read from
 /// the store on each request, so a role change or a removal applies at once;
-/// an API key's permissions are its role's, narrowed to its scopes.
+/// an API key's permissions are its role's, narrowed to its scopes. A session
+/// not signed in with a second factor holds nothing in an active organization
+/// that requires MFA: [`CurrentUser::mfa_required`] is set and
+/// [`CurrentUser::require`] answers 403 `mfa_required`.
 ///
 /// Credentials are those of [`Authenticated`]: `Authorization: Bearer` (a JWT
 /// or an `isk_` key), `x-api-key`, or the access cookie with the CSRF echo on
@@ -307,6 +310,9 @@ pub struct CurrentUser {
     pub caller: Caller,
     /// The caller's standing in its active organization, if it has one.
     pub organization: Option<OrgAccess>,
+    /// The active organization requires MFA and this session was not signed
+    /// in with a second factor (`organization` is then `None`).
+    pub mfa_required: bool,
 }
 
 impl CurrentUser {
@@ -315,10 +321,15 @@ impl CurrentUser {
     /// # Errors
     /// A store failure (500 `internal_error`).
     pub async fn resolve(state: &AppState, caller: Caller) -> Result<Self, ApiError> {
-        let organization = state.identity.active_org_access(&caller).await?;
+        let (organization, mfa_required) = match state.identity.active_org_access(&caller).await? {
+            ActiveOrg::None => (None, false),
+            ActiveOrg::Member(access) => (Some(access), false),
+            ActiveOrg::MfaRequired(_) => (None, true),
+        };
         Ok(Self {
             caller,
             organization,
+            mfa_required,
         })
     }
 
@@ -354,10 +365,16 @@ impl CurrentUser {
     /// Refuses a caller without `permission` in the active organization.
     ///
     /// # Errors
-    /// 403 `forbidden`, naming the permission.
+    /// 403 `forbidden`, naming the permission; 403 `mfa_required` when the
+    /// active organization requires a second factor the session lacks.
     pub fn require(&self, permission: &str) -> Result<(), ApiError> {
         match &self.organization {
             Some(access) => Ok(access.require(permission)?),
+            None if self.mfa_required => Err(CoreError::MfaRequired(format!(
+                "requires the permission {permission}, and the active organization requires \
+                 multi-factor authentication: sign in with your second factor"
+            ))
+            .into()),
             None => Err(CoreError::Forbidden(format!(
                 "requires the permission {permission} in an active organization, and none is active"
             ))

@@ -36,7 +36,8 @@ use tower::{Layer, Service};
 /// It answers problem+json itself: 401 `unauthorized` without a valid
 /// credential, 403 `csrf_failed` for a cookie request without the CSRF echo,
 /// 403 `forbidden` naming the permission when the caller lacks it (or has no
-/// active organization). Otherwise it puts the resolved [`CurrentUser`] in the
+/// active organization), 403 `mfa_required` when the active organization
+/// requires a second factor that the session was signed in without. Otherwise it puts the resolved [`CurrentUser`] in the
 /// request extensions, where the handler's `CurrentUser` extractor finds it
 /// without reading the store again.
 ///

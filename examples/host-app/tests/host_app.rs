@@ -415,6 +415,96 @@ async fn host_app_guards_its_routes_by_organization_permissions() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guard_answers_mfa_required_where_the_organization_requires_mfa() {
+    use identsphere_testkit::totp::{base32_decode, totp_at};
+    let app = HostApp::start().await;
+    let password_only = app.user("alice@example.com").await;
+    let r = app
+        .post(
+            "/v1/organizations",
+            Some(&password_only),
+            json!({ "name": "Acme" }),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let org = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let password_only = app.switch(&password_only, &org).await;
+    ok_json(app.get("/invoices", &password_only).await).await;
+
+    // Alice enrolls TOTP and signs in again with a recovery code: amr holds mfa.
+    let r = app
+        .post("/v1/auth/mfa/totp/enroll", Some(&password_only), json!({}))
+        .await;
+    let secret = base32_decode(ok_json(r).await["secret"].as_str().unwrap());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = totp_at(&secret, i64::try_from(now).unwrap());
+    let r = app
+        .post(
+            "/v1/auth/mfa/totp/confirm",
+            Some(&password_only),
+            json!({ "code": code }),
+        )
+        .await;
+    let recovery = ok_json(r).await["recovery_codes"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .post(
+            "/v1/auth/login",
+            None,
+            json!({ "email": "alice@example.com", "password": PASSWORD }),
+        )
+        .await;
+    let mfa_token = ok_json(r).await["mfa_token"].as_str().unwrap().to_owned();
+    let r = app
+        .post(
+            "/v1/auth/mfa/verify",
+            None,
+            json!({ "mfa_token": mfa_token, "recovery_code": recovery }),
+        )
+        .await;
+    let with_mfa = ok_json(r).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let with_mfa = app.switch(&with_mfa, &org).await;
+    let r = app
+        .patch(
+            &format!("/v1/organizations/{org}"),
+            &with_mfa,
+            json!({ "require_mfa": true }),
+        )
+        .await;
+    assert_eq!(ok_json(r).await["require_mfa"], true);
+
+    // The password-only session holds nothing there now: the guard says why,
+    // and CurrentUser shows no organization.
+    let body = problem(
+        app.get("/invoices", &password_only).await,
+        StatusCode::FORBIDDEN,
+        "mfa_required",
+    )
+    .await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("second factor"),
+        "{body}"
+    );
+    let me = ok_json(app.get("/me", &password_only).await).await;
+    assert!(me["organization"].is_null(), "{me}");
+    assert!(permissions(&me).is_empty(), "{me}");
+    // The session signed in with a second factor is let through.
+    let invoices = ok_json(app.get("/invoices", &with_mfa).await).await;
+    assert_eq!(invoices["organization_id"], org.as_str());
+}
+
 #[tokio::test]
 async fn guards_refuse_permissions_nobody_can_hold() {
     let dir = TempDir::new().unwrap();

@@ -1,6 +1,9 @@
 //! Second factors: TOTP enrollment, MFA logins, recovery codes, and step-up
 //! (re-authentication for sensitive operations).
-use super::{sessions::REFRESH_PREFIX, Caller, Identity, IssuedTokens, Principal, RequestMeta};
+use super::{
+    limits::by_ip, sessions::REFRESH_PREFIX, Caller, Identity, IssuedTokens, LimitSubject,
+    Principal, RequestMeta,
+};
 use crate::{
     audit::{AuditAction, AuditMetadata, AuditValue},
     error::{CoreError, Result},
@@ -10,6 +13,7 @@ use crate::{
         recovery_code_hash, totp_secret_base32, SecretBox,
     },
     password::check_size,
+    rate_limit::LimitKind,
     secret::{random_token, TokenHash},
     store::{NewMfaChallenge, NewRefreshToken, User},
 };
@@ -79,6 +83,13 @@ fn merge_amr(current: &[String], add: &[&str]) -> Vec<String> {
     amr
 }
 
+/// Whether an `amr` shows a second factor. Only `mfa` counts, whatever the
+/// methods: [`merge_amr`] adds it once two factors are present, MFA logins
+/// set it, and passkey logins will set it too.
+pub(crate) fn amr_has_mfa(amr: &[String]) -> bool {
+    amr.iter().any(|m| m == "mfa")
+}
+
 impl Identity {
     fn secret_box(&self) -> SecretBox {
         SecretBox::new(&self.config.totp_key)
@@ -141,18 +152,70 @@ impl Identity {
         }
     }
 
+    /// Counts one code check against the account's budget, before the code
+    /// is looked at: a refusal says nothing about the code and spends none of
+    /// it (the right code still works once the budget refills).
+    ///
+    /// Every check counts, not only wrong ones. A budget of failures would be
+    /// peeked before the check and charged after it, so parallel guesses
+    /// would all pass the peek; counting first is one atomic step in the
+    /// limiter, which bounds guesses per account however many MFA tokens,
+    /// addresses or connections they come from. A person signing in needs one
+    /// or two checks, well inside the budget.
+    async fn check_mfa_account_budget(&self, user: UserId, meta: &RequestMeta) -> Result<()> {
+        self.check_limit(
+            LimitKind::MfaVerifyAccount,
+            LimitSubject::User(user),
+            Some(user),
+            meta,
+        )
+        .await
+    }
+
+    /// Records a refused code in `identsphere_mfa_failures_total{flow, method}`
+    /// and in the audit log (by user id only, never the code).
+    async fn mfa_code_refused(
+        &self,
+        user: UserId,
+        flow: &'static str,
+        method: &'static str,
+        meta: &RequestMeta,
+    ) {
+        metrics::counter!("identsphere_mfa_failures_total", "flow" => flow, "method" => method)
+            .increment(1);
+        tracing::info!(user.id = %user, flow, method, "second factor refused");
+        self.audit(
+            AuditAction::MfaFailed,
+            Some(user),
+            Some(AuditValue::User(user)),
+            meta,
+            AuditMetadata::default(),
+        )
+        .await;
+    }
+
     /// Completes a login that answered `mfa_required`.
+    ///
+    /// Every attempt counts against the client address's budget
+    /// (`mfa_verify_ip`), and every code checked against the account's
+    /// (`mfa_verify_account`), which holds across MFA tokens: new logins do
+    /// not buy more guesses.
     ///
     /// # Errors
     /// `InvalidMfaToken` for an unknown, expired, used or exhausted MFA token
     /// (three wrong codes end it); `InvalidMfaCode` for a wrong, reused or
-    /// used-up code; `Validation` for a password proof.
+    /// used-up code; `Validation` for a password proof; `RateLimited` when a
+    /// budget is spent.
     pub async fn verify_mfa(
         &self,
         mfa_token: &str,
         proof: MfaProof,
         meta: &RequestMeta,
     ) -> Result<(User, IssuedTokens)> {
+        if let Some(ip) = by_ip(meta) {
+            self.check_limit(LimitKind::MfaVerifyIp, ip, None, meta)
+                .await?;
+        }
         if mfa_token.is_empty() || mfa_token.len() > 256 {
             return Err(CoreError::InvalidMfaToken);
         }
@@ -167,6 +230,7 @@ impl Identity {
             .get_user(challenge.user_id)
             .await?
             .ok_or(CoreError::InvalidMfaToken)?;
+        self.check_mfa_account_budget(user.id, meta).await?;
         let (accepted, amr, recovery) = match &proof {
             MfaProof::Code(code) => (
                 self.accept_totp(user.id, code).await?,
@@ -194,15 +258,8 @@ impl Identity {
         };
         if !accepted {
             self.store.fail_mfa_challenge(&hash).await?;
-            tracing::info!(user.id = %user.id, "second factor refused");
-            self.audit(
-                AuditAction::MfaFailed,
-                Some(user.id),
-                Some(AuditValue::User(user.id)),
-                meta,
-                AuditMetadata::default(),
-            )
-            .await;
+            let method = if recovery { "recovery_code" } else { "totp" };
+            self.mfa_code_refused(user.id, "login", method, meta).await;
             return Err(CoreError::InvalidMfaCode);
         }
         if !self
@@ -406,16 +463,17 @@ impl Identity {
                 "pwd"
             }
             MfaProof::Code(code) => {
+                // The same budgets as an MFA login: a stolen access token
+                // must not become an unlimited code oracle.
+                if let Some(ip) = by_ip(meta) {
+                    self.check_limit(LimitKind::MfaVerifyIp, ip, Some(principal.user_id), meta)
+                        .await?;
+                }
+                self.check_mfa_account_budget(principal.user_id, meta)
+                    .await?;
                 if !self.accept_totp(principal.user_id, code).await? {
-                    tracing::info!(user.id = %principal.user_id, "step-up code refused");
-                    self.audit(
-                        AuditAction::MfaFailed,
-                        Some(principal.user_id),
-                        Some(AuditValue::User(principal.user_id)),
-                        meta,
-                        AuditMetadata::default(),
-                    )
-                    .await;
+                    self.mfa_code_refused(principal.user_id, "step_up", "totp", meta)
+                        .await;
                     return Err(CoreError::InvalidMfaCode);
                 }
                 "otp"

@@ -14,7 +14,7 @@ pub use api_keys::{NewApiKeyRequest, API_KEY_PREFIX};
 pub use invitations::{AcceptInvitation, AcceptedInvitation};
 pub use limits::LimitSubject;
 pub use mfa::{MfaProof, TotpEnrollment, STEP_UP_MAX_AGE_SECS};
-pub use orgs::{Caller, OrgAccess, SessionOrganization};
+pub use orgs::{ActiveOrg, Caller, OrgAccess, SessionOrganization};
 pub use passkeys::{CeremonyStart, MAX_PASSKEYS};
 pub use sessions::{IssuedTokens, LoginOutcome, LoginRequest};
 
@@ -119,6 +119,20 @@ pub struct Principal {
     pub session_id: SessionId,
     /// The validated claims.
     pub claims: AccessClaims,
+}
+
+impl Principal {
+    /// Whether the session was signed in with a second factor (`amr` holds
+    /// `mfa`), for organizations that require one.
+    ///
+    /// Read from the signed token rather than the session row: `amr` only
+    /// grows during a session (a step-up adds methods, nothing removes any),
+    /// so a token never claims more than its session holds, and an older
+    /// token claiming less fails closed until the client uses the new pair.
+    /// It also costs no store read on organization requests.
+    pub fn signed_in_with_mfa(&self) -> bool {
+        mfa::amr_has_mfa(&self.claims.amr)
+    }
 }
 
 const LINK_TTL_VERIFY: i64 = 24;

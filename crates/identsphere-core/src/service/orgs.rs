@@ -3,6 +3,13 @@
 //!
 //! Permissions are read from the caller's membership and role on each call,
 //! never from a token: a role change or a removal takes effect at once.
+//!
+//! An organization may require MFA (`require_mfa`): then a session acts there
+//! only when it was signed in with a second factor, and every resolution of
+//! the caller's standing ([`Identity::org_access`], the active organization,
+//! switching, and the organization claims of issued tokens) refuses or omits
+//! it otherwise. API keys are not held to it: they are machine credentials
+//! that authenticate anew on every request and have no sign-in to strengthen.
 use super::{accounts::label, Identity, Principal, RequestMeta};
 use crate::{
     audit::{AuditAction, AuditEvent, AuditFilter, AuditMetadata, AuditValue},
@@ -10,10 +17,16 @@ use crate::{
     ids::{AuditEventId, OrgId, UserId},
     permissions::{builtin_permissions, Permission, Permissions, RoleName},
     store::{
-        ApiKey, Member, MemberChange, Membership, NewOrganization, OrgMembership, Organization,
-        PageRequest, Role, RoleDeletion, StoreError, User,
+        ApiKey, Member, MemberChange, Membership, NewOrganization, OrgMembership, OrgPatch,
+        Organization, PageRequest, Role, RoleDeletion, StoreError, User,
     },
 };
+
+/// What a session without a second factor is told in an organization that
+/// requires one.
+const ORG_REQUIRES_MFA: &str = "this organization requires multi-factor authentication: \
+     sign in with your second factor, or enroll one (POST /v1/auth/mfa/totp/enroll) \
+     and step up with its code (POST /v1/auth/step-up)";
 
 /// Who is calling: a signed-in session or an API key.
 #[derive(Debug, Clone)]
@@ -126,13 +139,37 @@ impl OrgAccess {
     }
 }
 
+/// The caller's standing in its active organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActiveOrg {
+    /// No organization is active, or the membership has ended.
+    None,
+    /// The caller's standing there.
+    Member(OrgAccess),
+    /// The organization requires MFA and the session was not signed in with a
+    /// second factor: it holds nothing there until it is.
+    MfaRequired(OrgId),
+}
+
 /// The active organization of a session, for `GET /v1/session`.
 #[derive(Debug, Clone)]
 pub struct SessionOrganization {
     /// The organization.
     pub org: Organization,
-    /// The caller's standing in it.
-    pub access: OrgAccess,
+    /// The caller's standing in it; `None` while the organization requires
+    /// MFA that the session lacks.
+    pub access: Option<OrgAccess>,
+}
+
+/// Refuses a session without a second factor in an organization that requires one.
+fn check_org_mfa(caller: &Caller, membership: &Membership) -> Result<()> {
+    match caller {
+        Caller::Session(p) if membership.org_require_mfa && !p.signed_in_with_mfa() => {
+            Err(CoreError::MfaRequired(ORG_REQUIRES_MFA.into()))
+        }
+        // Machine credentials: see the module documentation.
+        Caller::Session(_) | Caller::ApiKey(_) => Ok(()),
+    }
 }
 
 impl Identity {
@@ -163,7 +200,8 @@ impl Identity {
     /// `NotFound`, exactly like organizations that do not exist.
     ///
     /// # Errors
-    /// `NotFound`.
+    /// `NotFound`; `MfaRequired` for a session without a second factor in an
+    /// organization that requires one (members only: others get `NotFound`).
     pub async fn org_access(&self, caller: &Caller, org: OrgId) -> Result<OrgAccess> {
         if let Caller::ApiKey(ApiKey {
             org_id: Some(key_org),
@@ -179,6 +217,7 @@ impl Identity {
             .get_membership(org, caller.user_id())
             .await?
             .ok_or(CoreError::NotFound)?;
+        check_org_mfa(caller, &membership)?;
         Ok(self.access_from(caller, &membership))
     }
 
@@ -262,30 +301,75 @@ impl Identity {
         Ok((org, access))
     }
 
-    /// Renames an organization (`org:manage`).
+    /// Renames an organization and sets whether it requires MFA (`org:manage`).
+    ///
+    /// Setting `require_mfa` (to either value) is sensitive: it decides how
+    /// every member must sign in, so it needs a recent authentication. Turning
+    /// it on also needs a session signed in with a second factor, or the
+    /// caller would lock themselves out at once.
     ///
     /// # Errors
-    /// `NotFound`, `Forbidden`, `Validation`.
+    /// `NotFound`, `Forbidden`, `Validation` (bad name, empty patch),
+    /// `MfaRequired`, `StepUpRequired`.
     pub async fn update_org(
         &self,
         caller: &Caller,
         org: OrgId,
-        name: &str,
+        patch: &OrgPatch,
         meta: &RequestMeta,
     ) -> Result<(Organization, OrgAccess)> {
         let access = self.authorize(caller, org, "org:manage").await?;
-        let name = label("name", name, 100)?;
-        let updated = self.store.update_org(org, &name, self.clock.now()).await?;
+        if patch.is_empty() {
+            return Err(CoreError::field(
+                "body",
+                "nothing to change: send name, require_mfa or both",
+            ));
+        }
+        let patch = OrgPatch {
+            name: patch
+                .name
+                .as_deref()
+                .map(|n| label("name", n, 100))
+                .transpose()?,
+            require_mfa: patch.require_mfa,
+        };
+        if let Some(require) = patch.require_mfa {
+            if let (true, Caller::Session(p)) = (require, caller) {
+                if !p.signed_in_with_mfa() {
+                    return Err(CoreError::MfaRequired(
+                        "sign in with a second factor before requiring one of every member, \
+                         or you would lock yourself out of this organization"
+                            .into(),
+                    ));
+                }
+            }
+            self.require_recent_auth_of(caller).await?;
+        }
+        let updated = self.store.update_org(org, &patch, self.clock.now()).await?;
+        let (before, after) = (&updated.previous, &updated.current);
+        let mut metadata = caller.audit_metadata();
+        if before.name != after.name {
+            metadata = metadata.with("renamed", AuditValue::Flag(true));
+        }
+        if before.require_mfa != after.require_mfa {
+            tracing::info!(
+                org.id = %org,
+                user.id = %caller.user_id(),
+                require_mfa = after.require_mfa,
+                "organization MFA requirement changed"
+            );
+            metadata = metadata.with("require_mfa", AuditValue::Flag(after.require_mfa));
+        }
         self.audit_in(
             Some(org),
             AuditAction::OrganizationUpdated,
             Some(caller.user_id()),
             Some(AuditValue::Org(org)),
             meta,
-            caller.audit_metadata(),
+            metadata,
         )
         .await;
-        Ok((updated, access))
+        Ok((updated.current, access))
     }
 
     /// Deletes an organization with its memberships, roles, invitations and
@@ -673,11 +757,13 @@ impl Identity {
     }
 
     /// The caller's standing in its active organization (the session's, or an
-    /// organization key's); `None` when none is active or the membership has ended.
+    /// organization key's): none when none is active or the membership has
+    /// ended, and no standing while the organization requires MFA that the
+    /// session lacks.
     ///
     /// # Errors
     /// Store failures.
-    pub async fn active_org_access(&self, caller: &Caller) -> Result<Option<OrgAccess>> {
+    pub async fn active_org_access(&self, caller: &Caller) -> Result<ActiveOrg> {
         let org_id = match caller {
             Caller::Session(p) => self
                 .store
@@ -687,11 +773,12 @@ impl Identity {
             Caller::ApiKey(k) => k.org_id,
         };
         let Some(org_id) = org_id else {
-            return Ok(None);
+            return Ok(ActiveOrg::None);
         };
         match self.org_access(caller, org_id).await {
-            Ok(access) => Ok(Some(access)),
-            Err(CoreError::NotFound) => Ok(None),
+            Ok(access) => Ok(ActiveOrg::Member(access)),
+            Err(CoreError::NotFound) => Ok(ActiveOrg::None),
+            Err(CoreError::MfaRequired(_)) => Ok(ActiveOrg::MfaRequired(org_id)),
             Err(e) => Err(e),
         }
     }
@@ -704,10 +791,12 @@ impl Identity {
         &self,
         caller: &Caller,
     ) -> Result<Option<SessionOrganization>> {
-        let Some(access) = self.active_org_access(caller).await? else {
-            return Ok(None);
+        let (org_id, access) = match self.active_org_access(caller).await? {
+            ActiveOrg::None => return Ok(None),
+            ActiveOrg::Member(access) => (access.org_id, Some(access)),
+            ActiveOrg::MfaRequired(org_id) => (org_id, None),
         };
-        let Some(org) = self.store.get_org(access.org_id).await? else {
+        let Some(org) = self.store.get_org(org_id).await? else {
             return Ok(None);
         };
         Ok(Some(SessionOrganization { org, access }))

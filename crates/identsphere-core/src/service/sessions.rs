@@ -1,6 +1,7 @@
 //! Sign-in, token refresh, and session management.
 use super::{
     limits::{account_key, by_ip},
+    mfa::amr_has_mfa,
     Caller, Identity, LimitSubject, Principal, RequestMeta,
 };
 use crate::{
@@ -227,14 +228,21 @@ impl Identity {
 
     /// Signs an access token for `session`. The organization claims come from
     /// the membership as it is now: a role change shows at the next refresh,
-    /// and a removed member's tokens lose the organization.
+    /// and a removed member's tokens lose the organization. So do the tokens
+    /// of a session without a second factor once its organization requires
+    /// one: apps that validate tokens offline must not see a standing that
+    /// the server would refuse.
     pub(super) async fn issue(
         &self,
         session: Session,
         refresh_token: String,
     ) -> Result<IssuedTokens> {
         let membership = match session.org_id {
-            Some(org) => self.store.get_membership(org, session.user_id).await?,
+            Some(org) => self
+                .store
+                .get_membership(org, session.user_id)
+                .await?
+                .filter(|m| !m.org_require_mfa || amr_has_mfa(&session.amr)),
             None => None,
         };
         let now = self.clock.now();
@@ -323,6 +331,7 @@ impl Identity {
     ///
     /// # Errors
     /// `NotFound` for an organization the caller does not belong to;
+    /// `MfaRequired` when it requires a second factor that the session lacks;
     /// `Unauthorized` when the session has ended.
     pub async fn switch_organization(
         &self,

@@ -195,13 +195,14 @@ pub trait OrgStore: Send + Sync {
     async fn create_org(&self, org: &NewOrganization, owner: UserId) -> StoreResult<Organization>;
     /// An organization by id.
     async fn get_org(&self, id: OrgId) -> StoreResult<Option<Organization>>;
-    /// Renames an organization; `NotFound` when it does not exist.
+    /// Applies a settings change and returns the organization before and
+    /// after it, read in one transaction; `NotFound` when it does not exist.
     async fn update_org(
         &self,
         id: OrgId,
-        name: &str,
+        patch: &OrgPatch,
         now: DateTime<Utc>,
-    ) -> StoreResult<Organization>;
+    ) -> StoreResult<UpdatedOrg>;
     /// Deletes an organization with its memberships, roles, invitations and keys;
     /// sessions that had it active lose it. `false` when it did not exist.
     async fn delete_org(&self, id: OrgId) -> StoreResult<bool>;
@@ -211,7 +212,8 @@ pub trait OrgStore: Send + Sync {
         user: UserId,
         page: PageRequest<OrgId>,
     ) -> StoreResult<Vec<OrgMembership>>;
-    /// One membership, with its custom role's permissions.
+    /// One membership, with its custom role's permissions and the
+    /// organization's MFA requirement.
     async fn get_membership(&self, org: OrgId, user: UserId) -> StoreResult<Option<Membership>>;
     /// Members by ascending user id after the cursor.
     async fn list_members(&self, org: OrgId, page: PageRequest<UserId>)

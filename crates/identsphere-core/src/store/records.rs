@@ -239,13 +239,42 @@ pub struct Organization {
     pub id: OrgId,
     /// Display name.
     pub name: String,
+    /// Whether members must be signed in with a second factor (session
+    /// `amr` holding `mfa`) to act in it.
+    pub require_mfa: bool,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
 }
 
-/// An organization to insert.
+/// A change to an organization's settings; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrgPatch {
+    /// New display name.
+    pub name: Option<String>,
+    /// New MFA requirement.
+    pub require_mfa: Option<bool>,
+}
+
+impl OrgPatch {
+    /// Whether the patch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.require_mfa.is_none()
+    }
+}
+
+/// An organization as it was before an update and as it is after it, read in
+/// the update's transaction (so that the audit log records real changes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdatedOrg {
+    /// Before the update.
+    pub previous: Organization,
+    /// After the update.
+    pub current: Organization,
+}
+
+/// An organization to insert (new organizations do not require MFA).
 #[derive(Debug, Clone)]
 pub struct NewOrganization {
     /// Id.
@@ -270,6 +299,9 @@ pub struct Membership {
     /// The stored permissions of a custom role, read with the membership; `None`
     /// for built-in roles and for a custom role that no longer exists.
     pub role_permissions: Option<Permissions>,
+    /// The organization's [`Organization::require_mfa`], read with the
+    /// membership: every authorization needs it, and one read serves both.
+    pub org_require_mfa: bool,
 }
 
 /// A member as listed: the membership with the user's profile.

@@ -360,7 +360,7 @@ pub async fn confirm_email_change(
 #[utoipa::path(post, path = "/v1/auth/switch-organization", tag = "auth", request_body = SwitchOrganizationBody, responses(
     (status = 200, body = TokenPairResponse),
     (status = 401, body = Problem),
-    (status = 403, description = "`csrf_failed`, or an API key", body = Problem),
+    (status = 403, description = "`csrf_failed`; `forbidden` for an API key; `mfa_required` when the organization requires a second factor and the session was signed in without one", body = Problem),
     (status = 404, description = "Not a member of that organization", body = Problem),
 ), security(("bearer" = []), ("cookie" = [])))]
 pub async fn switch_organization(

@@ -39,7 +39,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "passkeys", description = "WebAuthn passkeys: registration, username-less login (MFA-strength), management"),
         (name = "sessions", description = "The caller's sessions"),
         (name = "users", description = "The caller's account"),
-        (name = "organizations", description = "Organizations, members, roles, invitations and the audit log. Another organization's ids answer 404"),
+        (name = "organizations", description = "Organizations, members, roles, invitations and the audit log. Another organization's ids answer 404. In an organization with `require_mfa`, sessions not signed in with a second factor get 403 `mfa_required` (API keys are not affected)"),
         (name = "api-keys", description = "Scoped API keys (`isk_…`), shown once"),
         (name = "operations", description = "Health, keys and this document"),
     )

@@ -17,12 +17,15 @@
 //! | GET | /v1/organizations/{id}/audit-log | [`audit_log`] |
 //!
 //! Every path id of an organization the caller does not belong to answers
-//! 404 `not_found`, exactly like an id that does not exist.
+//! 404 `not_found`, exactly like an id that does not exist. In an organization
+//! that requires MFA, sessions not signed in with a second factor get 403
+//! `mfa_required` on every route of it; `GET /v1/organizations` still lists it
+//! (with `require_mfa`), so an interface can ask the user to enroll.
 use crate::{
     dto::{
         AuditEventResponse, AuditQuery, CreateRoleBody, MemberResponse, MembershipResponse,
         OrganizationBody, OrganizationResponse, Page, PageQuery, RoleBody, RoleResponse,
-        UpdateRoleBody,
+        UpdateOrganizationBody, UpdateRoleBody,
     },
     error::{ApiResult, Problem},
     extract::{Authenticated, ClientMeta, Json, Query},
@@ -36,7 +39,7 @@ use identsphere_core::{
     audit::{AuditAction, AuditFilter},
     ids::{OrgId, UserId},
     permissions::RoleName,
-    store::PageRequest,
+    store::{OrgPatch, PageRequest},
     CoreError,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -82,7 +85,8 @@ pub async fn create(
     ))
 }
 
-/// The caller's organizations, with the caller's role in each.
+/// The caller's organizations, with the caller's role in each (also those
+/// that require MFA the session lacks: see `require_mfa`).
 #[utoipa::path(get, path = "/v1/organizations", tag = "organizations", params(PageQuery), responses(
     (status = 200, body = Page<OrganizationResponse>),
     (status = 401, body = Problem),
@@ -106,7 +110,7 @@ pub async fn list(
 #[utoipa::path(get, path = "/v1/organizations/{id}", tag = "organizations", params(("id" = String, Path)), responses(
     (status = 200, body = OrganizationResponse),
     (status = 401, body = Problem),
-    (status = 403, body = Problem),
+    (status = 403, description = "`forbidden`, or `mfa_required` when the organization requires a second factor and the session was signed in without one", body = Problem),
     (status = 404, body = Problem),
 ), security(("bearer" = []), ("cookie" = []), ("api_key" = [])))]
 pub async fn get(
@@ -118,24 +122,30 @@ pub async fn get(
     Ok(axum::Json(OrganizationResponse::new(org, &access.role)))
 }
 
-/// Renames an organization (`org:manage`).
-#[utoipa::path(patch, path = "/v1/organizations/{id}", tag = "organizations", params(("id" = String, Path)), request_body = OrganizationBody, responses(
+/// Renames an organization or sets whether it requires MFA of its members
+/// (`org:manage`). Audited as `organization.updated`, with `require_mfa` (the
+/// new value) in the metadata when the requirement changed.
+#[utoipa::path(patch, path = "/v1/organizations/{id}", tag = "organizations", params(("id" = String, Path)), request_body = UpdateOrganizationBody, responses(
     (status = 200, body = OrganizationResponse),
     (status = 401, body = Problem),
-    (status = 403, body = Problem),
+    (status = 403, description = "`forbidden`; `step_up_required` when the request sets `require_mfa` and the sign-in is older than 5 minutes; `mfa_required` when it turns `require_mfa` on from a session not signed in with a second factor (or the organization already requires one)", body = Problem),
     (status = 404, body = Problem),
-    (status = 422, body = Problem),
+    (status = 422, description = "A bad name, or nothing to change", body = Problem),
 ), security(("bearer" = []), ("cookie" = []), ("api_key" = [])))]
 pub async fn update(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
     ClientMeta(meta): ClientMeta,
     Path(id): Path<String>,
-    Json(body): Json<OrganizationBody>,
+    Json(body): Json<UpdateOrganizationBody>,
 ) -> ApiResult<axum::Json<OrganizationResponse>> {
+    let patch = OrgPatch {
+        name: body.name,
+        require_mfa: body.require_mfa,
+    };
     let (org, access) = state
         .identity
-        .update_org(&caller, path_id(&id)?, &body.name, &meta)
+        .update_org(&caller, path_id(&id)?, &patch, &meta)
         .await?;
     Ok(axum::Json(OrganizationResponse::new(org, &access.role)))
 }

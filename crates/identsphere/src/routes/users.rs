@@ -63,6 +63,9 @@ pub async fn update_me(
 
 /// What a front end needs to render: the user, the active organization, the
 /// role and the capabilities (hints only; the server authorizes every request).
+/// When the active organization requires MFA and the session was signed in
+/// without a second factor, `mfa_required` is true and there is no role and
+/// no capability.
 #[utoipa::path(get, path = "/v1/session", tag = "users", responses(
     (status = 200, body = SessionInfo),
     (status = 401, body = Problem),
@@ -77,25 +80,34 @@ pub async fn session(
         .identity
         .session_info(&Caller::Session(principal))
         .await?;
-    let (organization, role, capabilities) = match org {
-        Some(o) => (
-            Some(OrganizationRef {
-                id: o.org.id.to_string(),
-                name: o.org.name,
-            }),
-            Some(o.access.role.to_string()),
-            o.access
-                .permissions
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
+    let Some(org) = org else {
+        return Ok(axum::Json(SessionInfo {
+            user: user.into(),
+            organization: None,
+            role: None,
+            capabilities: Vec::new(),
+            mfa_required: false,
+        }));
+    };
+    let mfa_required = org.access.is_none();
+    let (role, capabilities) = match org.access {
+        Some(access) => (
+            Some(access.role.to_string()),
+            access.permissions.iter().map(ToString::to_string).collect(),
         ),
-        None => (None, None, Vec::new()),
+        // The organization requires a second factor this session lacks: it
+        // holds nothing there, so the interface shows nothing it could do.
+        None => (None, Vec::new()),
     };
     Ok(axum::Json(SessionInfo {
         user: user.into(),
-        organization,
+        organization: Some(OrganizationRef {
+            id: org.org.id.to_string(),
+            name: org.org.name,
+            require_mfa: org.org.require_mfa,
+        }),
         role,
         capabilities,
+        mfa_required,
     }))
 }

@@ -3,6 +3,7 @@
 //! listener receiving the mail.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod recorder;
 mod support;
 
 mod accounts;
@@ -13,6 +14,7 @@ mod instances;
 mod invitations;
 mod mfa;
 mod openapi;
+mod org_mfa;
 mod organizations;
 mod passkeys;
 mod passwords;

@@ -4,11 +4,13 @@
 //! independent of the server's (`totp-rs` there; RFC 4226 truncation over
 //! `ring`'s HMAC-SHA-1 there), itself checked against RFC 6238's Appendix B
 //! vectors. Time is a ManualClock: nothing sleeps.
+use crate::recorder;
 use crate::support::{both_stores, cookie_value, problem, Backend, TestApp, PASSWORD};
 use chrono::Duration;
 use identsphere::core::{
     audit::{AuditAction, AuditFilter},
     clock::{Clock, ManualClock},
+    rate_limit::{Limit, LimitKind},
     store::PageRequest,
 };
 use identsphere_testkit::totp::{base32_decode, totp_at};
@@ -24,31 +26,55 @@ both_stores! {
     disable_and_regenerate_need_the_password_and_recent_auth,
     sensitive_operations_need_a_recent_authentication,
     step_up_with_a_code_adds_otp,
+    the_account_budget_holds_across_mfa_tokens,
+    parallel_guesses_stay_within_the_account_budget,
 }
 
-struct Mfa {
-    app: TestApp,
-    clock: Arc<ManualClock>,
+/// For races of many MFA tokens on one code: the per-account budget (5 code
+/// checks a minute, see `the_account_budget_holds_across_mfa_tokens`) would
+/// answer most racers 429 before they reach the race under test.
+fn many_checks_per_account(c: &mut identsphere::AuthServiceConfig) {
+    c.rate_limits.set(
+        LimitKind::MfaVerifyAccount,
+        Limit::per_minute(10_000, 10_000),
+    );
+}
+
+/// A server on a manual clock, with helpers for TOTP (also used by `org_mfa`).
+pub(crate) struct Mfa {
+    pub app: TestApp,
+    pub clock: Arc<ManualClock>,
 }
 
 impl Mfa {
-    async fn spawn(b: Backend) -> Option<Self> {
+    pub async fn spawn(b: Backend) -> Option<Self> {
+        Self::spawn_with(b, |_| {}).await
+    }
+
+    pub async fn spawn_with(
+        b: Backend,
+        tweak: impl FnOnce(&mut identsphere::AuthServiceConfig),
+    ) -> Option<Self> {
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
-        let app = TestApp::spawn_with(b, |c| c.clock = clock.clone()).await?;
+        let app = TestApp::spawn_with(b, |c| {
+            c.clock = clock.clone();
+            tweak(c);
+        })
+        .await?;
         Some(Self { app, clock })
     }
 
-    fn code(&self, secret: &[u8]) -> String {
+    pub fn code(&self, secret: &[u8]) -> String {
         totp_at(secret, self.clock.now().timestamp())
     }
 
-    fn next_step(&self) {
+    pub fn next_step(&self) {
         self.clock.advance(Duration::seconds(30));
     }
 
     /// Enrolls and confirms TOTP; returns the secret and the recovery codes,
     /// with the clock moved on to the next step (the confirming code is spent).
-    async fn enable(&self, token: &str) -> (Vec<u8>, Vec<String>) {
+    pub async fn enable(&self, token: &str) -> (Vec<u8>, Vec<String>) {
         let r = self
             .app
             .post_bearer("/v1/auth/mfa/totp/enroll", token, json!({}))
@@ -98,7 +124,7 @@ impl Mfa {
     }
 
     /// A login that must stop at the second factor; returns the MFA token.
-    async fn mfa_login(&self, email: &str) -> String {
+    pub async fn mfa_login(&self, email: &str) -> String {
         let r = self.app.login(email, PASSWORD).await;
         assert_eq!(r.status(), StatusCode::OK);
         assert!(
@@ -113,7 +139,7 @@ impl Mfa {
         body["mfa_token"].as_str().unwrap().to_owned()
     }
 
-    async fn verify(&self, mfa_token: &str, field: &str, code: &str) -> reqwest::Response {
+    pub async fn verify(&self, mfa_token: &str, field: &str, code: &str) -> reqwest::Response {
         self.app
             .post(
                 "/v1/auth/mfa/verify",
@@ -127,7 +153,7 @@ fn token(login: &Value) -> &str {
     login["access_token"].as_str().unwrap()
 }
 
-fn claims(jwt: &str) -> Value {
+pub(crate) fn claims(jwt: &str) -> Value {
     use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
     serde_json::from_slice(
         &URL_SAFE_NO_PAD
@@ -254,7 +280,9 @@ async fn enrollment_then_login_needs_a_code_once(b: Backend) {
 }
 
 async fn one_code_on_twenty_mfa_tokens_is_accepted_once(b: Backend) {
-    let Some(m) = Mfa::spawn(b).await else { return };
+    let Some(m) = Mfa::spawn_with(b, many_checks_per_account).await else {
+        return;
+    };
     let login = m.app.user("ann@example.com").await;
     let (secret, _) = m.enable(token(&login)).await;
     let mut tokens = Vec::new();
@@ -350,7 +378,9 @@ async fn three_wrong_codes_end_the_mfa_token(b: Backend) {
 }
 
 async fn recovery_codes_work_once(b: Backend) {
-    let Some(m) = Mfa::spawn(b).await else { return };
+    let Some(m) = Mfa::spawn_with(b, many_checks_per_account).await else {
+        return;
+    };
     let login = m.app.user("ann@example.com").await;
     let (_, codes) = m.enable(token(&login)).await;
     let first = m.mfa_login("ann@example.com").await;
@@ -633,6 +663,14 @@ async fn step_up_with_a_code_adds_otp(b: Backend) {
     let c = claims(token(&stepped));
     assert_eq!(c["amr"], json!(["pwd", "otp", "mfa"]));
     assert_eq!(c["auth_time"], m.clock.now().timestamp());
+    recorder::install();
+    let refused = || {
+        recorder::counter(
+            "identsphere_mfa_failures_total",
+            &[("flow", "step_up"), ("method", "totp")],
+        )
+    };
+    let before = refused();
     // The code is spent.
     problem(
         m.app
@@ -642,4 +680,129 @@ async fn step_up_with_a_code_adds_otp(b: Backend) {
         "invalid_mfa_code",
     )
     .await;
+    assert!(refused() > before);
+}
+
+async fn the_account_budget_holds_across_mfa_tokens(b: Backend) {
+    // The default account budget: 5 code checks at once, then one every 12 s.
+    // (TestApp raises only the per-address budgets.)
+    let Some(m) = Mfa::spawn(b).await else { return };
+    let login = m.app.user("ann@example.com").await;
+    let ann_id = login["user"]["id"].as_str().unwrap().to_owned();
+    let (secret, recovery) = m.enable(token(&login)).await;
+    let right = m.code(&secret);
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    // Three wrong codes end the first MFA token; two more on a second one
+    // spend the account's five checks.
+    recorder::install();
+    let refused = || {
+        recorder::counter(
+            "identsphere_mfa_failures_total",
+            &[("flow", "login"), ("method", "totp")],
+        )
+    };
+    let before = refused();
+    let first = m.mfa_login("ann@example.com").await;
+    let second = m.mfa_login("ann@example.com").await;
+    for t in [&first, &first, &first, &second, &second] {
+        problem(
+            m.verify(t, "code", wrong).await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_mfa_code",
+        )
+        .await;
+    }
+    // Counted as refused codes (other tests may add to the same counter).
+    assert!(refused() >= before + 5);
+    // Now every check waits, the right code included, on the surviving token
+    // and on a fresh one alike: new logins buy no more guesses.
+    let third = m.mfa_login("ann@example.com").await;
+    let mut answers = Vec::new();
+    for (t, field, code) in [
+        (&second, "code", right.as_str()),
+        (&third, "code", right.as_str()),
+        (&third, "code", wrong),
+        (&third, "recovery_code", recovery[0].as_str()),
+    ] {
+        let r = m.verify(t, field, code).await;
+        assert_eq!(r.headers()["retry-after"], "12");
+        answers.push(problem(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await);
+    }
+    // One answer whatever was sent: it tells nothing about the code, and
+    // names nobody.
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    let text = answers[0].to_string();
+    assert!(!text.contains("ann") && !text.contains(&ann_id), "{text}");
+    // A signed-in session's step-up with a code draws on the same budget.
+    let r = m
+        .app
+        .post_bearer("/v1/auth/step-up", token(&login), json!({ "code": right }))
+        .await;
+    assert_eq!(r.headers()["retry-after"], "12");
+    problem(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+
+    // Refused checks spent nothing: once the budget refills, the same code
+    // completes the fresh login.
+    m.clock.advance(Duration::seconds(12));
+    let r = m.verify(&third, "code", &right).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // The limit hit is audited once, by id only.
+    let store = m.app.service.state().identity().store().clone();
+    let hits = store
+        .list_audit(
+            &AuditFilter {
+                action: Some(AuditAction::RateLimitExceeded),
+                ..Default::default()
+            },
+            PageRequest {
+                after: None,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0].actor_id.map(|a| a.to_string()), Some(ann_id));
+    assert_eq!(
+        hits[0].metadata,
+        json!({ "limit": "mfa_verify_account", "retry_after_secs": 12 })
+    );
+}
+
+async fn parallel_guesses_stay_within_the_account_budget(b: Backend) {
+    let Some(m) = Mfa::spawn(b).await else { return };
+    let login = m.app.user("ann@example.com").await;
+    let (secret, _) = m.enable(token(&login)).await;
+    let wrong = if m.code(&secret) == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let mut tokens = Vec::new();
+    for _ in 0..10 {
+        tokens.push(m.mfa_login("ann@example.com").await);
+    }
+    // Twenty guesses at once, two per MFA token: the budget is taken before
+    // any code is checked, so exactly five are checked, however they race.
+    let guesses = tokens
+        .iter()
+        .chain(&tokens)
+        .map(|t| m.verify(t, "code", wrong));
+    let mut checked = 0;
+    for r in futures::future::join_all(guesses).await {
+        match r.status() {
+            StatusCode::UNAUTHORIZED => {
+                problem(r, StatusCode::UNAUTHORIZED, "invalid_mfa_code").await;
+                checked += 1;
+            }
+            _ => {
+                problem(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+            }
+        }
+    }
+    assert_eq!(checked, 5);
 }

@@ -589,8 +589,12 @@ async fn session_shows_capabilities_from_the_membership(backend: Backend) {
     let switched: Value = r.json().await.unwrap();
     let mia = switched["access_token"].as_str().unwrap().to_owned();
     let info: Value = app.get_json_bearer("/v1/session", &mia).await;
-    assert_eq!(info["organization"], json!({ "id": org, "name": "Acme" }));
+    assert_eq!(
+        info["organization"],
+        json!({ "id": org, "name": "Acme", "require_mfa": false })
+    );
     assert_eq!(info["role"], "member");
+    assert_eq!(info["mfa_required"], false);
     assert_eq!(info["capabilities"], json!(["members:read", "org:read"]));
 
     // A role change shows at once, with the same token whose claim still says "member".

@@ -23,6 +23,7 @@ both_stores!(
     signup_per_ip,
     forgot_and_resend_per_account_and_per_ip,
     reset_per_ip,
+    mfa_verify_per_ip,
     limits_off_limit_nothing,
 );
 
@@ -278,6 +279,43 @@ async fn reset_per_ip(b: Backend) {
     limited(reset().await, 6).await;
     clock.advance(secs(6));
     problem(reset().await, StatusCode::BAD_REQUEST, "invalid_token").await;
+}
+
+async fn mfa_verify_per_ip(b: Backend) {
+    let clock = clock();
+    let Some(app) = TestApp::spawn_with(b, defaults(&clock)).await else {
+        return;
+    };
+    // Every attempt counts from one address (20/min, burst 10), before the
+    // MFA token is even looked up.
+    let attempt = || {
+        app.post(
+            "/v1/auth/mfa/verify",
+            json!({ "mfa_token": "no-such-token", "code": "123456" }),
+        )
+    };
+    for _ in 0..10 {
+        problem(
+            attempt().await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_mfa_token",
+        )
+        .await;
+    }
+    limited(attempt().await, 3).await;
+    clock.advance(secs(3));
+    problem(
+        attempt().await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_mfa_token",
+    )
+    .await;
+    let hits = events(&app, AuditAction::RateLimitExceeded).await;
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(
+        hits[0].metadata,
+        json!({ "limit": "mfa_verify_ip", "retry_after_secs": 3 })
+    );
 }
 
 async fn limits_off_limit_nothing(b: Backend) {
