@@ -148,17 +148,25 @@ pub async fn mfa_challenges_expire_count_attempts_and_are_consumed_once(s: S) {
         .consume_mfa_challenge(&hash, t + Duration::minutes(5))
         .await
         .unwrap());
-    // Three failures, even concurrent ones among many, end it.
+    // Of ten racing attempts, three are charged; then it is spent.
     let tasks: Vec<_> = (0..10)
         .map(|_| {
             let s = Arc::clone(&s);
-            tokio::spawn(async move { s.fail_mfa_challenge(&hash).await.unwrap() })
+            tokio::spawn(async move { s.charge_mfa_attempt(&hash, t).await.unwrap() })
         })
         .collect();
+    let mut charged = 0;
     for task in tasks {
-        task.await.unwrap();
+        charged += usize::from(task.await.unwrap());
     }
+    assert_eq!(charged, 3);
     assert!(s.find_mfa_challenge(&hash, t).await.unwrap().is_none());
+    assert!(!s
+        .charge_mfa_attempt(&TokenHash::of("mfa_one"), t)
+        .await
+        .unwrap());
+    // The last charged attempt may be the right code: it still consumes, once.
+    assert!(s.consume_mfa_challenge(&hash, t).await.unwrap());
     assert!(!s.consume_mfa_challenge(&hash, t).await.unwrap());
 
     let live = TokenHash::of("mfa_two");
@@ -171,7 +179,11 @@ pub async fn mfa_challenges_expire_count_attempts_and_are_consumed_once(s: S) {
     })
     .await
     .unwrap();
-    s.fail_mfa_challenge(&live).await.unwrap();
+    assert!(!s
+        .charge_mfa_attempt(&live, t + Duration::minutes(5))
+        .await
+        .unwrap());
+    assert!(s.charge_mfa_attempt(&live, t).await.unwrap());
     assert_eq!(
         s.find_mfa_challenge(&live, t)
             .await

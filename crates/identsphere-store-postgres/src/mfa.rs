@@ -179,6 +179,11 @@ impl MfaStore for PostgresStore {
     }
 
     async fn create_mfa_challenge(&self, c: &NewMfaChallenge) -> StoreResult<()> {
+        sqlx::query("DELETE FROM mfa_challenges WHERE expires_at <= $1")
+            .bind(c.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
         sqlx::query(
             "INSERT INTO mfa_challenges (token_hash, user_id, created_at, expires_at, attempts_left)
              VALUES ($1, $2, $3, $4, $5)",
@@ -215,16 +220,17 @@ impl MfaStore for PostgresStore {
         }))
     }
 
-    async fn fail_mfa_challenge(&self, hash: &TokenHash) -> StoreResult<()> {
-        sqlx::query(
+    async fn charge_mfa_attempt(&self, hash: &TokenHash, now: DateTime<Utc>) -> StoreResult<bool> {
+        let done = sqlx::query(
             "UPDATE mfa_challenges SET attempts_left = attempts_left - 1
-             WHERE token_hash = $1 AND attempts_left > 0",
+             WHERE token_hash = $1 AND consumed_at IS NULL AND attempts_left > 0 AND expires_at > $2",
         )
         .bind(hash.as_bytes())
+        .bind(now)
         .execute(&self.pool)
         .await
         .map_err(backend)?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     async fn consume_mfa_challenge(
@@ -234,7 +240,7 @@ impl MfaStore for PostgresStore {
     ) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE mfa_challenges SET consumed_at = $1
-             WHERE token_hash = $2 AND consumed_at IS NULL AND attempts_left > 0 AND expires_at > $1",
+             WHERE token_hash = $2 AND consumed_at IS NULL AND expires_at > $1",
         )
         .bind(now)
         .bind(hash.as_bytes())

@@ -187,6 +187,11 @@ impl MfaStore for SqliteStore {
     }
 
     async fn create_mfa_challenge(&self, c: &NewMfaChallenge) -> StoreResult<()> {
+        sqlx::query("DELETE FROM mfa_challenges WHERE expires_at <= ?")
+            .bind(millis(c.created_at))
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
         sqlx::query(
             "INSERT INTO mfa_challenges (token_hash, user_id, created_at, expires_at, attempts_left)
              VALUES (?, ?, ?, ?, ?)",
@@ -226,16 +231,17 @@ impl MfaStore for SqliteStore {
         .transpose()
     }
 
-    async fn fail_mfa_challenge(&self, hash: &TokenHash) -> StoreResult<()> {
-        sqlx::query(
+    async fn charge_mfa_attempt(&self, hash: &TokenHash, now: DateTime<Utc>) -> StoreResult<bool> {
+        let done = sqlx::query(
             "UPDATE mfa_challenges SET attempts_left = attempts_left - 1
-             WHERE token_hash = ? AND attempts_left > 0",
+             WHERE token_hash = ? AND consumed_at IS NULL AND attempts_left > 0 AND expires_at > ?",
         )
         .bind(hash.as_bytes())
+        .bind(millis(now))
         .execute(&self.pool)
         .await
         .map_err(backend)?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     async fn consume_mfa_challenge(
@@ -245,7 +251,7 @@ impl MfaStore for SqliteStore {
     ) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE mfa_challenges SET consumed_at = ?
-             WHERE token_hash = ? AND consumed_at IS NULL AND attempts_left > 0 AND expires_at > ?",
+             WHERE token_hash = ? AND consumed_at IS NULL AND expires_at > ?",
         )
         .bind(millis(now))
         .bind(hash.as_bytes())

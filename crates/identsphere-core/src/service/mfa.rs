@@ -231,33 +231,35 @@ impl Identity {
             .await?
             .ok_or(CoreError::InvalidMfaToken)?;
         self.check_mfa_account_budget(user.id, meta).await?;
-        let (accepted, amr, recovery) = match &proof {
-            MfaProof::Code(code) => (
-                self.accept_totp(user.id, code).await?,
-                vec!["pwd", "otp", "mfa"],
-                false,
-            ),
-            MfaProof::RecoveryCode(code) => {
-                let ok = match short(code) {
-                    Some(code) => {
-                        self.store
-                            .consume_recovery_code(
-                                user.id,
-                                &recovery_code_hash(code),
-                                self.clock.now(),
-                            )
-                            .await?
-                    }
-                    None => false,
-                };
-                (ok, vec!["pwd", "mfa"], true)
-            }
+        let (amr, recovery) = match &proof {
+            MfaProof::Code(_) => (vec!["pwd", "otp", "mfa"], false),
+            MfaProof::RecoveryCode(_) => (vec!["pwd", "mfa"], true),
             MfaProof::Password(_) => {
                 return Err(CoreError::field("code", "send a code or a recovery code"))
             }
         };
+        // The attempt is paid for before the code is looked at: racing
+        // guesses cannot together try more than the token's three.
+        if !self
+            .store
+            .charge_mfa_attempt(&hash, self.clock.now())
+            .await?
+        {
+            return Err(CoreError::InvalidMfaToken);
+        }
+        let accepted = match &proof {
+            MfaProof::Code(code) => self.accept_totp(user.id, code).await?,
+            MfaProof::RecoveryCode(code) => match short(code) {
+                Some(code) => {
+                    self.store
+                        .consume_recovery_code(user.id, &recovery_code_hash(code), self.clock.now())
+                        .await?
+                }
+                None => false,
+            },
+            MfaProof::Password(_) => false,
+        };
         if !accepted {
-            self.store.fail_mfa_challenge(&hash).await?;
             let method = if recovery { "recovery_code" } else { "totp" };
             self.mfa_code_refused(user.id, "login", method, meta).await;
             return Err(CoreError::InvalidMfaCode);

@@ -357,7 +357,7 @@ pub trait MfaStore: Send + Sync {
     /// Removes the user's authenticator, recovery codes and pending MFA
     /// logins; `true` when a confirmed authenticator was removed.
     async fn delete_mfa(&self, user: UserId) -> StoreResult<bool>;
-    /// Stores a pending MFA login.
+    /// Stores a pending MFA login, and drops expired ones.
     async fn create_mfa_challenge(&self, challenge: &NewMfaChallenge) -> StoreResult<()>;
     /// A live (unexpired, unconsumed, attempts left) MFA login.
     async fn find_mfa_challenge(
@@ -365,9 +365,12 @@ pub trait MfaStore: Send + Sync {
         hash: &TokenHash,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<MfaChallenge>>;
-    /// Counts a wrong code against a challenge (one conditional decrement).
-    async fn fail_mfa_challenge(&self, hash: &TokenHash) -> StoreResult<()>;
-    /// Consumes a live challenge; `false` when it is no longer live.
+    /// Charges one attempt to a live challenge *before* its code is checked
+    /// (one conditional decrement), so that racing guesses cannot together
+    /// try more codes than it has attempts; `false` when none is left.
+    async fn charge_mfa_attempt(&self, hash: &TokenHash, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Consumes an unexpired, unconsumed challenge (its last attempt may
+    /// have been the one that succeeded); `false` when there is none.
     async fn consume_mfa_challenge(
         &self,
         hash: &TokenHash,

@@ -28,6 +28,7 @@ both_stores! {
     step_up_with_a_code_adds_otp,
     the_account_budget_holds_across_mfa_tokens,
     parallel_guesses_stay_within_the_account_budget,
+    racing_guesses_on_one_mfa_token_get_three_tries,
 }
 
 /// For races of many MFA tokens on one code: the per-account budget (5 code
@@ -805,4 +806,43 @@ async fn parallel_guesses_stay_within_the_account_budget(b: Backend) {
         }
     }
     assert_eq!(checked, 5);
+}
+
+async fn racing_guesses_on_one_mfa_token_get_three_tries(b: Backend) {
+    let Some(m) = Mfa::spawn_with(b, many_checks_per_account).await else {
+        return;
+    };
+    let login = m.app.user("ann@example.com").await;
+    let (secret, _) = m.enable(token(&login)).await;
+    let mfa_token = m.mfa_login("ann@example.com").await;
+    let right = m.code(&secret);
+    // Ten different wrong guesses at once: the token pays for an attempt
+    // before a code is looked at, so three are checked and seven refused.
+    let guesses: Vec<String> = (0..10)
+        .map(|i| format!("{:06}", (right.parse::<u32>().unwrap() + 1 + i) % 1_000_000))
+        .collect();
+    let answers =
+        futures::future::join_all(guesses.iter().map(|g| m.verify(&mfa_token, "code", g))).await;
+    let mut codes = Vec::new();
+    for r in answers {
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let body: Value = r.json().await.unwrap();
+        codes.push(body["code"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        codes.iter().filter(|c| *c == "invalid_mfa_code").count(),
+        3,
+        "{codes:?}"
+    );
+    assert_eq!(
+        codes.iter().filter(|c| *c == "invalid_mfa_token").count(),
+        7,
+        "{codes:?}"
+    );
+    problem(
+        m.verify(&mfa_token, "code", &right).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_mfa_token",
+    )
+    .await;
 }
