@@ -8,7 +8,6 @@ use crate::{
     error::{CoreError, Result},
     ids::UserId,
     mail::templates,
-    password::check_size,
     rate_limit::LimitKind,
     secret::TokenHash,
     store::{NewUser, SessionSelector, StoreError, TokenPurpose, User, UserPatch},
@@ -306,18 +305,12 @@ impl Identity {
         new_password: &SecretString,
         meta: &RequestMeta,
     ) -> Result<()> {
-        check_size("current_password", current)?;
         self.config
             .password_policy
             .check("new_password", new_password)?;
-        let user = self.current_user(principal).await?;
-        if !self
-            .hasher
-            .verify(current, user.password_hash.as_deref())
-            .await?
-        {
-            return Err(CoreError::InvalidCredentials);
-        }
+        let user = self
+            .confirm_password(principal, "current_password", current, meta)
+            .await?;
         let hash = self.hasher.hash(new_password).await?;
         let now = self.clock.now();
         let patch = UserPatch {
@@ -361,14 +354,13 @@ impl Identity {
         &self,
         principal: &Principal,
         req: EmailChangeRequest,
+        meta: &RequestMeta,
     ) -> Result<()> {
         self.require_recent_auth(principal).await?;
         let new_email = parse_email("new_email", &req.new_email)?;
-        check_size("password", &req.password)?;
-        let user = self.current_user(principal).await?;
-        if !self.check_password(Some(&user), &req.password).await? {
-            return Err(CoreError::InvalidCredentials);
-        }
+        let user = self
+            .confirm_password(principal, "password", &req.password, meta)
+            .await?;
         if new_email == user.email {
             return Err(CoreError::field("new_email", "is already your address"));
         }

@@ -12,7 +12,6 @@ use crate::{
         matching_step, new_mfa_token, new_recovery_codes, new_totp_secret, otpauth_uri,
         recovery_code_hash, totp_secret_base32, SecretBox,
     },
-    password::check_size,
     rate_limit::LimitKind,
     secret::{random_token, TokenHash},
     store::{NewMfaChallenge, NewRefreshToken, User},
@@ -372,20 +371,6 @@ impl Identity {
         Ok(codes)
     }
 
-    /// Re-confirms the signed-in user's password (legacy hashes upgrade as at login).
-    async fn confirm_password(
-        &self,
-        principal: &Principal,
-        password: &SecretString,
-    ) -> Result<User> {
-        check_size("password", password)?;
-        let user = self.current_user(principal).await?;
-        if !self.check_password(Some(&user), password).await? {
-            return Err(CoreError::InvalidCredentials);
-        }
-        Ok(user)
-    }
-
     /// Turns MFA off: removes the authenticator and the recovery codes.
     /// Needs the password and a recent authentication.
     ///
@@ -398,7 +383,9 @@ impl Identity {
         meta: &RequestMeta,
     ) -> Result<()> {
         self.require_recent_auth(principal).await?;
-        let user = self.confirm_password(principal, password).await?;
+        let user = self
+            .confirm_password(principal, "password", password, meta)
+            .await?;
         if !self.store.delete_mfa(user.id).await? {
             return Err(CoreError::Conflict("MFA is not enabled".into()));
         }
@@ -426,7 +413,9 @@ impl Identity {
         meta: &RequestMeta,
     ) -> Result<Vec<String>> {
         self.require_recent_auth(principal).await?;
-        let user = self.confirm_password(principal, password).await?;
+        let user = self
+            .confirm_password(principal, "password", password, meta)
+            .await?;
         if !self.has_mfa(user.id).await? {
             return Err(CoreError::Conflict("MFA is not enabled".into()));
         }
@@ -461,7 +450,8 @@ impl Identity {
     ) -> Result<IssuedTokens> {
         let method = match &proof {
             MfaProof::Password(password) => {
-                self.confirm_password(principal, password).await?;
+                self.confirm_password(principal, "password", password, meta)
+                    .await?;
                 "pwd"
             }
             MfaProof::Code(code) => {

@@ -150,6 +150,34 @@ impl Identity {
         Ok(LoginOutcome::SignedIn(Box::new((user, issued))))
     }
 
+    /// Re-confirms a signed-in user's password (step-up, MFA changes, email
+    /// and password changes). Wrong passwords count against the same
+    /// per-account failure budget as logins: a stolen access token is not a
+    /// way around the lockout.
+    ///
+    /// # Errors
+    /// `InvalidCredentials`; `RateLimited` while the account is locked out.
+    pub(super) async fn confirm_password(
+        &self,
+        principal: &Principal,
+        field: &str,
+        password: &SecretString,
+        meta: &RequestMeta,
+    ) -> Result<User> {
+        check_size(field, password)?;
+        let user = self.current_user(principal).await?;
+        let account = account_key(user.email.as_str());
+        let subject = LimitSubject::Address(&account);
+        let kind = LimitKind::LoginFailuresAccount;
+        self.peek_limit(kind, subject, Some(user.id), meta).await?;
+        if !self.check_password(Some(&user), password).await? {
+            self.record_limited_failure(kind, subject).await;
+            tracing::info!(user.id = %user.id, "password re-confirmation failed");
+            return Err(CoreError::InvalidCredentials);
+        }
+        Ok(user)
+    }
+
     /// Checks `password` against `user`'s stored hash (against a dummy hash when
     /// there is no user or no password, for the same work). Once it matched, a
     /// legacy hash (an imported bcrypt, scrypt or PBKDF2 one) or a weaker Argon2

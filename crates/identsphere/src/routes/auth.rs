@@ -316,6 +316,7 @@ pub async fn change_password(
 ), security(("bearer" = []), ("cookie" = [])))]
 pub async fn change_email(
     State(state): State<AppState>,
+    ClientMeta(meta): ClientMeta,
     Auth(principal): Auth,
     Json(body): Json<ChangeEmailBody>,
 ) -> ApiResult<(StatusCode, axum::Json<Accepted>)> {
@@ -323,7 +324,10 @@ pub async fn change_email(
         new_email: body.new_email,
         password: SecretString::from(body.password),
     };
-    state.identity.request_email_change(&principal, req).await?;
+    state
+        .identity
+        .request_email_change(&principal, req, &meta)
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(Accepted::new(

@@ -20,6 +20,7 @@ both_stores!(
     login_per_ip_with_the_defaults,
     failed_logins_lock_account_and_address_alike_for_unknown_addresses,
     failed_logins_lock_an_account_from_every_address,
+    password_reconfirmations_share_the_login_lockout,
     signup_per_ip,
     forgot_and_resend_per_account_and_per_ip,
     reset_per_ip,
@@ -497,4 +498,40 @@ impl Drop for RedisProcess {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// A stolen access token is no way around the lockout: wrong passwords at
+/// step-up (and the other re-confirmations) count like failed logins.
+async fn password_reconfirmations_share_the_login_lockout(b: Backend) {
+    let clock = clock();
+    let Some(app) = TestApp::spawn_with(b, defaults(&clock)).await else {
+        return;
+    };
+    let login = app.user("ann@example.com").await;
+    let access = crate::support::token(&login);
+    let wrong = json!({ "password": "wrong password" });
+    for i in 0..10 {
+        let r = app
+            .post_bearer("/v1/auth/step-up", &access, wrong.clone())
+            .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{i}");
+    }
+    let right = json!({ "password": PASSWORD });
+    limited(
+        app.post_bearer("/v1/auth/step-up", &access, right.clone())
+            .await,
+        60,
+    )
+    .await;
+    let change = json!({ "current_password": PASSWORD, "new_password": "another long passphrase" });
+    limited(
+        app.post_bearer("/v1/auth/password/change", &access, change)
+            .await,
+        60,
+    )
+    .await;
+    limited(app.login("ann@example.com", PASSWORD).await, 60).await;
+    clock.advance(secs(60));
+    let r = app.post_bearer("/v1/auth/step-up", &access, right).await;
+    assert_eq!(r.status(), StatusCode::OK);
 }
