@@ -103,6 +103,12 @@ impl Identity {
             .is_some_and(|t| t.confirmed_at.is_some()))
     }
 
+    /// Whether the user can sign in with a second factor: a confirmed
+    /// authenticator or a passkey.
+    pub(super) async fn has_second_factor(&self, user: UserId) -> Result<bool> {
+        Ok(self.has_mfa(user).await? || !self.store.list_passkeys(user).await?.is_empty())
+    }
+
     /// Whether the user has MFA on, and how many unused recovery codes remain.
     ///
     /// # Errors

@@ -8,8 +8,11 @@
 //! only when it was signed in with a second factor, and every resolution of
 //! the caller's standing ([`Identity::org_access`], the active organization,
 //! switching, and the organization claims of issued tokens) refuses or omits
-//! it otherwise. API keys are not held to it: they are machine credentials
-//! that authenticate anew on every request and have no sign-in to strengthen.
+//! it otherwise. Organization API keys are not held to it: they are machine
+//! credentials, minted through the organization's own routes, with no sign-in
+//! to strengthen. A personal key acts for its owner, so it acts there only
+//! while its owner has a second factor enrolled: otherwise a member could
+//! mint one from a password session and walk around the requirement.
 use super::{accounts::label, Identity, Principal, RequestMeta};
 use crate::{
     audit::{AuditAction, AuditEvent, AuditFilter, AuditMetadata, AuditValue},
@@ -161,18 +164,30 @@ pub struct SessionOrganization {
     pub access: Option<OrgAccess>,
 }
 
-/// Refuses a session without a second factor in an organization that requires one.
-fn check_org_mfa(caller: &Caller, membership: &Membership) -> Result<()> {
-    match caller {
-        Caller::Session(p) if membership.org_require_mfa && !p.signed_in_with_mfa() => {
-            Err(CoreError::MfaRequired(ORG_REQUIRES_MFA.into()))
-        }
-        // Machine credentials: see the module documentation.
-        Caller::Session(_) | Caller::ApiKey(_) => Ok(()),
-    }
-}
+/// What a personal API key is told there when its owner has no second factor.
+const ORG_REQUIRES_OWNER_MFA: &str = "this organization requires multi-factor authentication: \
+     the owner of this personal API key must enroll a second factor (TOTP or a passkey)";
 
 impl Identity {
+    /// Refuses, in an organization that requires MFA, a session without a
+    /// second factor and a personal key whose owner has none enrolled.
+    async fn check_org_mfa(&self, caller: &Caller, membership: &Membership) -> Result<()> {
+        if !membership.org_require_mfa {
+            return Ok(());
+        }
+        match caller {
+            Caller::Session(p) if !p.signed_in_with_mfa() => {
+                Err(CoreError::MfaRequired(ORG_REQUIRES_MFA.into()))
+            }
+            Caller::ApiKey(key)
+                if key.org_id.is_none() && !self.has_second_factor(key.user_id).await? =>
+            {
+                Err(CoreError::MfaRequired(ORG_REQUIRES_OWNER_MFA.into()))
+            }
+            Caller::Session(_) | Caller::ApiKey(_) => Ok(()),
+        }
+    }
+
     /// The permissions a role grants in an organization (empty for a custom
     /// role that has been deleted).
     fn role_permissions(&self, role: &RoleName, stored: Option<&Permissions>) -> Permissions {
@@ -217,7 +232,7 @@ impl Identity {
             .get_membership(org, caller.user_id())
             .await?
             .ok_or(CoreError::NotFound)?;
-        check_org_mfa(caller, &membership)?;
+        self.check_org_mfa(caller, &membership).await?;
         Ok(self.access_from(caller, &membership))
     }
 

@@ -5,7 +5,7 @@
 //! `ring`'s HMAC-SHA-1 there), itself checked against RFC 6238's Appendix B
 //! vectors. Time is a ManualClock: nothing sleeps.
 use crate::recorder;
-use crate::support::{both_stores, cookie_value, problem, Backend, TestApp, PASSWORD};
+use crate::support::{both_stores, claims, cookie_value, problem, Backend, TestApp, PASSWORD};
 use chrono::Duration;
 use identsphere::core::{
     audit::{AuditAction, AuditFilter},
@@ -152,16 +152,6 @@ impl Mfa {
 
 fn token(login: &Value) -> &str {
     login["access_token"].as_str().unwrap()
-}
-
-pub(crate) fn claims(jwt: &str) -> Value {
-    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-    serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(jwt.split('.').nth(1).unwrap())
-            .unwrap(),
-    )
-    .unwrap()
 }
 
 async fn enrollment_then_login_needs_a_code_once(b: Backend) {

@@ -2,8 +2,8 @@
 //!
 //! A session acts in such an organization only when it was signed in with a
 //! second factor (`amr` holds `mfa`); API keys are not held to it.
-use crate::mfa::{claims, Mfa};
-use crate::support::{body, both_stores, items, problem, token, Backend};
+use crate::mfa::Mfa;
+use crate::support::{body, both_stores, claims, items, problem, token, Backend};
 use chrono::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -13,6 +13,7 @@ both_stores!(
     members_without_a_second_factor_are_refused_until_they_use_one,
     invited_members_join_but_act_only_with_a_second_factor,
     api_keys_are_not_held_to_the_requirement,
+    personal_keys_need_an_owner_with_a_second_factor,
 );
 
 /// Signs `email` in with the password and a TOTP code; returns the login
@@ -462,4 +463,55 @@ async fn api_keys_are_not_held_to_the_requirement(b: Backend) {
             .await,
     )
     .await;
+}
+
+async fn personal_keys_need_an_owner_with_a_second_factor(b: Backend) {
+    let Some(m) = Mfa::spawn(b).await else { return };
+    let ann_pwd = token(&m.app.user("ann@example.com").await);
+    let org = m.app.org(&ann_pwd, "Acme").await;
+    let (bob, _) = m
+        .app
+        .member(&ann_pwd, &org, "bob@example.com", "member")
+        .await;
+    // Bob, password only, mints a personal key that reads members.
+    let r = m
+        .app
+        .post_bearer(
+            "/v1/api-keys",
+            &bob,
+            json!({ "name": "laptop", "scopes": ["members:read"] }),
+        )
+        .await;
+    let key = body(r, StatusCode::CREATED).await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let members = || {
+        m.app
+            .http
+            .get(m.app.url(&format!("/v1/organizations/{org}/members")))
+            .header("x-api-key", &key)
+            .send()
+    };
+    assert_eq!(members().await.unwrap().status(), StatusCode::OK);
+    let (secret, _) = m.enable(&ann_pwd).await;
+    let ann = token(&sign_in_with_code(&m, "ann@example.com", &secret).await);
+    body(set_require_mfa(&m, &ann, &org, true).await, StatusCode::OK).await;
+    // The key acts for Bob, who has no second factor: refused, and told why.
+    let refused = problem(
+        members().await.unwrap(),
+        StatusCode::FORBIDDEN,
+        "mfa_required",
+    )
+    .await;
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("personal API key"),
+        "{refused}"
+    );
+    // Once Bob enrolls one, his key works again.
+    m.enable(&bob).await;
+    assert_eq!(members().await.unwrap().status(), StatusCode::OK);
 }

@@ -1,5 +1,5 @@
 //! Organizations, members, roles, switching, the audit-log query and tenant isolation.
-use crate::support::{both_stores, items, problem, token, Backend, TestApp};
+use crate::support::{both_stores, claims, items, problem, token, Backend, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -15,16 +15,6 @@ both_stores!(
     other_tenants_ids_answer_404,
     members_leave_but_keys_do_not_remove_their_owner,
 );
-
-fn claims(token: &str) -> Value {
-    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-    serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(token.split('.').nth(1).unwrap())
-            .unwrap(),
-    )
-    .unwrap()
-}
 
 async fn send(
     app: &TestApp,
