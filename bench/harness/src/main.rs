@@ -133,6 +133,42 @@ impl Suite {
         }
     }
 
+    /// Measures `scenarios` on a started server: its rows, and its start,
+    /// idle and peak memory figures.
+    async fn server_run(
+        &self,
+        server: Server,
+        store: &'static str,
+        label: &'static str,
+        scenarios: &[Scenario],
+    ) -> Result<(Vec<Row>, ServerFacts)> {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let idle_rss = server.rss_mb();
+        let sampler = server.sample_rss();
+        let fx = if scenarios.contains(&Scenario::Login) {
+            scenarios::prepare_identsphere(&server.base).await?
+        } else {
+            scenarios::prepare_peer(&server.base).await?
+        };
+        let mut rows = Vec::new();
+        for &scenario in scenarios {
+            let (peak, half) = self.both(&server, scenario, &fx).await;
+            rows.push(Row {
+                store,
+                scenario,
+                peak,
+                half,
+            });
+        }
+        let facts = ServerFacts {
+            store: label,
+            ready_ms: server.ready_in.as_secs_f64() * 1000.0,
+            idle_rss,
+            peak_rss: sampler.finish(),
+        };
+        Ok((rows, facts))
+    }
+
     /// Full load, then (unless hashing or smoke) half of the rate reached, for latency.
     async fn both(
         &self,
@@ -196,54 +232,27 @@ async fn suite(s: Suite) -> Result<()> {
     for db in &dbs {
         eprintln!("IdentSphere on {}", db.name());
         let server = procs::identsphere(&s.server, db).await?;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let idle_rss = server.rss_mb();
-        let sampler = server.sample_rss();
-        let fx = scenarios::prepare_identsphere(&server.base).await?;
-        for scenario in Scenario::OURS {
-            let (peak, half) = s.both(&server, scenario, &fx).await;
-            rows.push(Row {
-                store: db.name(),
-                scenario,
-                peak,
-                half,
-            });
-        }
-        facts.push(ServerFacts {
-            store: db.name(),
-            ready_ms: server.ready_in.as_secs_f64() * 1000.0,
-            idle_rss,
-            peak_rss: sampler.finish(),
-        });
+        let (r, f) = s
+            .server_run(server, db.name(), db.name(), &Scenario::OURS)
+            .await?;
+        rows.extend(r);
+        facts.push(f);
     }
-
     if let Some(peer) = &s.peer {
         for db in &dbs {
             eprintln!("better-auth on {}", db.name());
             let server = procs::better_auth(peer, db).await?;
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let idle_rss = server.rss_mb();
-            let sampler = server.sample_rss();
-            let fx = scenarios::prepare_peer(&server.base).await?;
-            for scenario in [Scenario::PeerSignIn, Scenario::PeerSession] {
-                let (peak, half) = s.both(&server, scenario, &fx).await;
-                rows.push(Row {
-                    store: db.name(),
-                    scenario,
-                    peak,
-                    half,
-                });
-            }
-            facts.push(ServerFacts {
-                store: if matches!(db, Db::Sqlite) {
-                    "better-auth, SQLite"
-                } else {
-                    "better-auth, PostgreSQL"
-                },
-                ready_ms: server.ready_in.as_secs_f64() * 1000.0,
-                idle_rss,
-                peak_rss: sampler.finish(),
-            });
+            let label = if matches!(db, Db::Sqlite) {
+                "better-auth, SQLite"
+            } else {
+                "better-auth, PostgreSQL"
+            };
+            let peer_scenarios = [Scenario::PeerSignIn, Scenario::PeerSession];
+            let (r, f) = s
+                .server_run(server, db.name(), label, &peer_scenarios)
+                .await?;
+            rows.extend(r);
+            facts.push(f);
         }
     }
 

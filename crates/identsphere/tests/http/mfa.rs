@@ -8,10 +8,9 @@ use crate::recorder;
 use crate::support::{both_stores, claims, cookie_value, problem, Backend, TestApp, PASSWORD};
 use chrono::Duration;
 use identsphere::core::{
-    audit::{AuditAction, AuditFilter},
+    audit::AuditAction,
     clock::{Clock, ManualClock},
     rate_limit::{Limit, LimitKind},
-    store::PageRequest,
 };
 use identsphere_testkit::totp::{base32_decode, totp_at};
 use reqwest::StatusCode;
@@ -333,35 +332,16 @@ async fn three_wrong_codes_end_the_mfa_token(b: Backend) {
         StatusCode::OK
     );
     // Failures are audited, by id only.
-    let store = m.app.service.state().identity().store().clone();
-    let failed = store
-        .list_audit(
-            &AuditFilter {
-                action: Some(AuditAction::MfaFailed),
-                ..Default::default()
-            },
-            PageRequest {
-                after: None,
-                limit: 100,
-            },
-        )
-        .await
-        .unwrap();
+    let failed = m.app.audit(Some(AuditAction::MfaFailed)).await;
     assert_eq!(failed.len(), 3);
     let ann_id = login["user"]["id"].as_str().unwrap();
     assert!(failed.iter().all(
         |e| e.actor_id.map(|a| a.to_string()).as_deref() == Some(ann_id) && e.metadata == json!({})
     ));
-    let actions: Vec<String> = store
-        .list_audit(
-            &AuditFilter::default(),
-            PageRequest {
-                after: None,
-                limit: 100,
-            },
-        )
+    let actions: Vec<String> = m
+        .app
+        .audit(None)
         .await
-        .unwrap()
         .into_iter()
         .map(|e| e.action)
         .collect();
@@ -742,20 +722,7 @@ async fn the_account_budget_holds_across_mfa_tokens(b: Backend) {
     let r = m.verify(&third, "code", &right).await;
     assert_eq!(r.status(), StatusCode::OK);
     // The limit hit is audited once, by id only.
-    let store = m.app.service.state().identity().store().clone();
-    let hits = store
-        .list_audit(
-            &AuditFilter {
-                action: Some(AuditAction::RateLimitExceeded),
-                ..Default::default()
-            },
-            PageRequest {
-                after: None,
-                limit: 100,
-            },
-        )
-        .await
-        .unwrap();
+    let hits = m.app.audit(Some(AuditAction::RateLimitExceeded)).await;
     assert_eq!(hits.len(), 1, "{hits:?}");
     assert_eq!(hits[0].actor_id.map(|a| a.to_string()), Some(ann_id));
     assert_eq!(

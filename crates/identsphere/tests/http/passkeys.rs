@@ -7,9 +7,8 @@ use crate::support::{
 };
 use chrono::Duration;
 use identsphere::core::{
-    audit::{AuditAction, AuditFilter},
+    audit::AuditAction,
     clock::{Clock, ManualClock},
-    store::PageRequest,
 };
 use identsphere_testkit::{
     passkey::SoftAuthenticator,
@@ -42,12 +41,7 @@ impl Passkeys {
         b: Backend,
         tweak: impl FnOnce(&mut identsphere::AuthServiceConfig),
     ) -> Option<Self> {
-        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
-        let app = TestApp::spawn_with(b, |c| {
-            c.clock = clock.clone();
-            tweak(c);
-        })
-        .await?;
+        let crate::mfa::Mfa { app, clock } = crate::mfa::Mfa::spawn_with(b, tweak).await?;
         Some(Self { app, clock })
     }
 
@@ -110,16 +104,7 @@ impl Passkeys {
     }
 
     async fn audit(&self, action: AuditAction) -> Vec<identsphere::core::audit::AuditEvent> {
-        let filter = AuditFilter {
-            action: Some(action),
-            ..Default::default()
-        };
-        let page = PageRequest {
-            after: None,
-            limit: 100,
-        };
-        let store = self.app.service.state().identity().store().clone();
-        store.list_audit(&filter, page).await.unwrap()
+        self.app.audit(Some(action)).await
     }
 }
 

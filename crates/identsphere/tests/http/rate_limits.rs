@@ -4,10 +4,9 @@
 use crate::support::*;
 use identsphere::{
     core::{
-        audit::{AuditAction, AuditEvent, AuditFilter},
+        audit::{AuditAction, AuditEvent},
         clock::ManualClock,
         rate_limit::{conformance, Limit, LimitKind, RateLimits},
-        store::PageRequest,
     },
     AuthServiceConfig,
 };
@@ -56,16 +55,7 @@ async fn limited(r: Response, secs: u64) {
 }
 
 async fn events(app: &TestApp, action: AuditAction) -> Vec<AuditEvent> {
-    let filter = AuditFilter {
-        action: Some(action),
-        ..Default::default()
-    };
-    let page = PageRequest {
-        after: None,
-        limit: 100,
-    };
-    let store = app.service.state().identity().store().clone();
-    store.list_audit(&filter, page).await.unwrap()
+    app.audit(Some(action)).await
 }
 
 async fn login_per_ip_with_the_defaults(b: Backend) {

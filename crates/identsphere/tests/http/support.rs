@@ -327,6 +327,23 @@ impl TestApp {
         .await
     }
 
+    /// The audit log (up to 100 events), of one action or all.
+    pub async fn audit(
+        &self,
+        action: Option<identsphere::core::audit::AuditAction>,
+    ) -> Vec<identsphere::core::audit::AuditEvent> {
+        let filter = identsphere::core::audit::AuditFilter {
+            action,
+            ..Default::default()
+        };
+        let page = identsphere::core::store::PageRequest {
+            after: None,
+            limit: 100,
+        };
+        let store = self.service.state().identity().store().clone();
+        store.list_audit(&filter, page).await.unwrap()
+    }
+
     /// Signs up, verifies and logs in; returns the login body.
     pub async fn user(&self, email: &str) -> Value {
         self.signup_verified(email).await;
