@@ -22,44 +22,66 @@ async fn refused_after(peer: &TestApp, token: &str) -> Duration {
     }
 }
 
+/// Three instances on one database: each in turn revokes a session (logout)
+/// while the other two are polled until they refuse it. The delays are
+/// printed as a distribution; the median must be under 100 ms and none over
+/// 500 ms (a bound loose enough for a loaded CI machine).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_reaches_other_instances() {
     let Some(a) = TestApp::spawn(Backend::Postgres).await else {
         return;
     };
     let b = a.spawn_peer().await;
-    let ready: Value = b.get_json("/readyz").await;
-    assert_eq!(ready["checks"]["revocation_feed"], "live");
+    let c = a.spawn_peer().await;
+    let instances = [&a, &b, &c];
+    for peer in [&b, &c] {
+        let ready: Value = peer.get_json("/readyz").await;
+        assert_eq!(ready["checks"]["revocation_feed"], "live");
+    }
+    a.user("ann@example.com").await;
 
     let mut delays = Vec::new();
-    for i in 0..5 {
-        let login = if i == 0 {
-            a.user("ann@example.com").await
-        } else {
-            a.login("ann@example.com", PASSWORD)
-                .await
-                .json()
-                .await
-                .unwrap()
-        };
+    for round in 0..12 {
+        // Sign in through one instance (round robin), revoke through the next.
+        let login: Value = instances[round % 3]
+            .login("ann@example.com", PASSWORD)
+            .await
+            .json()
+            .await
+            .unwrap();
         let token = login["access_token"].as_str().unwrap();
-        assert_eq!(
-            b.get_bearer("/v1/users/me", token).await.status(),
-            StatusCode::OK
+        let revoker = instances[(round + 1) % 3];
+        let others = [instances[(round + 2) % 3], instances[round % 3]];
+        for peer in others {
+            assert_eq!(
+                peer.get_bearer("/v1/users/me", token).await.status(),
+                StatusCode::OK
+            );
+        }
+        let r = revoker
+            .post_bearer("/v1/auth/logout", token, json!({}))
+            .await;
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        let (d1, d2) = tokio::join!(
+            refused_after(others[0], token),
+            refused_after(others[1], token)
         );
-        assert_eq!(
-            a.post_bearer("/v1/auth/logout", token, json!({}))
-                .await
-                .status(),
-            StatusCode::NO_CONTENT
-        );
-        delays.push(refused_after(&b, token).await);
+        delays.extend([d1, d2]);
     }
-    eprintln!("revocation seen by the peer after {delays:?}");
-    assert!(
-        delays.iter().all(|d| *d < Duration::from_millis(500)),
-        "{delays:?}"
+    delays.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let median = delays[delays.len() / 2];
+    let max = delays[delays.len() - 1];
+    eprintln!(
+        "revocation seen by the other instances: n={} min {:.1} ms, median {:.1} ms, p90 {:.1} ms, max {:.1} ms",
+        delays.len(),
+        ms(delays[0]),
+        ms(median),
+        ms(delays[delays.len() * 9 / 10]),
+        ms(max)
     );
+    assert!(median < Duration::from_millis(100), "{delays:?}");
+    assert!(max < Duration::from_millis(500), "{delays:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
