@@ -38,12 +38,13 @@ pub fn free_port() -> Result<u16> {
         .port())
 }
 
-/// A fresh scratch directory.
+/// A fresh scratch directory (this process's id and a counter name it).
 pub fn scratch(tag: &str) -> Result<PathBuf> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!(
-        "identsphere-bench-{tag}-{}-{}",
-        std::process::id(),
-        Instant::now().elapsed().as_nanos() ^ u128::from(free_port()?)
+        "identsphere-bench-{tag}-{}-{n}",
+        std::process::id()
     ));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)

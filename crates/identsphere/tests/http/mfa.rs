@@ -5,7 +5,9 @@
 //! `ring`'s HMAC-SHA-1 there), itself checked against RFC 6238's Appendix B
 //! vectors. Time is a ManualClock: nothing sleeps.
 use crate::recorder;
-use crate::support::{both_stores, claims, cookie_value, problem, Backend, TestApp, PASSWORD};
+use crate::support::{
+    both_stores, claims, cookie_value, problem, token, Backend, TestApp, PASSWORD,
+};
 use chrono::Duration;
 use identsphere::core::{
     audit::AuditAction,
@@ -149,33 +151,17 @@ impl Mfa {
     }
 }
 
-fn token(login: &Value) -> &str {
-    login["access_token"].as_str().unwrap()
-}
-
 async fn enrollment_then_login_needs_a_code_once(b: Backend) {
     let Some(m) = Mfa::spawn(b).await else { return };
     let login = m.app.user("ann@example.com").await;
-    assert_eq!(claims(token(&login))["amr"], json!(["pwd"]));
-    let status: Value = m
-        .app
-        .get_bearer("/v1/auth/mfa", token(&login))
-        .await
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(claims(&token(&login))["amr"], json!(["pwd"]));
+    let status = m.app.get_json_bearer("/v1/auth/mfa", &token(&login)).await;
     assert_eq!(
         status,
         json!({ "enabled": false, "recovery_codes_left": 0 })
     );
-    let (secret, _) = m.enable(token(&login)).await;
-    let status: Value = m
-        .app
-        .get_bearer("/v1/auth/mfa", token(&login))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let (secret, _) = m.enable(&token(&login)).await;
+    let status = m.app.get_json_bearer("/v1/auth/mfa", &token(&login)).await;
     assert_eq!(
         status,
         json!({ "enabled": true, "recovery_codes_left": 10 })
@@ -183,7 +169,7 @@ async fn enrollment_then_login_needs_a_code_once(b: Backend) {
     // A second enrollment is refused while MFA is on.
     problem(
         m.app
-            .post_bearer("/v1/auth/mfa/totp/enroll", token(&login), json!({}))
+            .post_bearer("/v1/auth/mfa/totp/enroll", &token(&login), json!({}))
             .await,
         StatusCode::CONFLICT,
         "conflict",
@@ -209,10 +195,10 @@ async fn enrollment_then_login_needs_a_code_once(b: Backend) {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["status"], "ok");
     assert_eq!(body["user"]["email"], "ann@example.com");
-    assert_eq!(claims(token(&body))["amr"], json!(["pwd", "otp", "mfa"]));
+    assert_eq!(claims(&token(&body))["amr"], json!(["pwd", "otp", "mfa"]));
     assert_eq!(
         m.app
-            .get_bearer("/v1/users/me", token(&body))
+            .get_bearer("/v1/users/me", &token(&body))
             .await
             .status(),
         StatusCode::OK
@@ -274,7 +260,7 @@ async fn one_code_on_twenty_mfa_tokens_is_accepted_once(b: Backend) {
         return;
     };
     let login = m.app.user("ann@example.com").await;
-    let (secret, _) = m.enable(token(&login)).await;
+    let (secret, _) = m.enable(&token(&login)).await;
     let mut tokens = Vec::new();
     for _ in 0..20 {
         tokens.push(m.mfa_login("ann@example.com").await);
@@ -297,7 +283,7 @@ async fn one_code_on_twenty_mfa_tokens_is_accepted_once(b: Backend) {
 async fn three_wrong_codes_end_the_mfa_token(b: Backend) {
     let Some(m) = Mfa::spawn(b).await else { return };
     let login = m.app.user("ann@example.com").await;
-    let (secret, recovery) = m.enable(token(&login)).await;
+    let (secret, recovery) = m.enable(&token(&login)).await;
     let mfa_token = m.mfa_login("ann@example.com").await;
     let right = m.code(&secret);
     let wrong = if right == "000000" {
@@ -353,14 +339,14 @@ async fn recovery_codes_work_once(b: Backend) {
         return;
     };
     let login = m.app.user("ann@example.com").await;
-    let (_, codes) = m.enable(token(&login)).await;
+    let (_, codes) = m.enable(&token(&login)).await;
     let first = m.mfa_login("ann@example.com").await;
     // Typed back in capitals and without the dash, it still matches.
     let typed = codes[0].to_uppercase().replace('-', "");
     let r = m.verify(&first, "recovery_code", &typed).await;
     assert_eq!(r.status(), StatusCode::OK);
     let body: Value = r.json().await.unwrap();
-    assert_eq!(claims(token(&body))["amr"], json!(["pwd", "mfa"]));
+    assert_eq!(claims(&token(&body))["amr"], json!(["pwd", "mfa"]));
     let again = m.mfa_login("ann@example.com").await;
     problem(
         m.verify(&again, "recovery_code", &codes[0]).await,
@@ -384,21 +370,15 @@ async fn recovery_codes_work_once(b: Backend) {
         .filter(|r| r.status() == StatusCode::OK)
         .count();
     assert_eq!(ok, 1);
-    let status: Value = m
-        .app
-        .get_bearer("/v1/auth/mfa", token(&body))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let status = m.app.get_json_bearer("/v1/auth/mfa", &token(&body)).await;
     assert_eq!(status["recovery_codes_left"], 8);
 }
 
 async fn disable_and_regenerate_need_the_password_and_recent_auth(b: Backend) {
     let Some(m) = Mfa::spawn(b).await else { return };
     let login = m.app.user("ann@example.com").await;
-    let (secret, old_codes) = m.enable(token(&login)).await;
-    let t = token(&login);
+    let (secret, old_codes) = m.enable(&token(&login)).await;
+    let t = &token(&login);
     for path in ["/v1/auth/mfa/recovery-codes", "/v1/auth/mfa/disable"] {
         problem(
             m.app
@@ -456,7 +436,7 @@ async fn disable_and_regenerate_need_the_password_and_recent_auth(b: Backend) {
         m.app
             .post_bearer(
                 "/v1/auth/mfa/disable",
-                token(&stepped),
+                &token(&stepped),
                 json!({ "password": PASSWORD })
             )
             .await
@@ -485,7 +465,7 @@ async fn disable_and_regenerate_need_the_password_and_recent_auth(b: Backend) {
 async fn sensitive_operations_need_a_recent_authentication(b: Backend) {
     let Some(m) = Mfa::spawn(b).await else { return };
     let login = m.app.user("ann@example.com").await;
-    let ann = token(&login).to_owned();
+    let ann = token(&login);
     let org = m.app.org(&ann, "Acme").await;
     let (_, bob_id) = m.app.member(&ann, &org, "bob@example.com", "member").await;
     let key = json!({ "name": "ci", "scopes": ["members:read"], "org_id": org });
@@ -572,7 +552,7 @@ async fn sensitive_operations_need_a_recent_authentication(b: Backend) {
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     let stepped: Value = r.json().await.unwrap();
-    let c = claims(token(&stepped));
+    let c = claims(&token(&stepped));
     assert_eq!(c["auth_time"], m.clock.now().timestamp());
     assert_eq!(c["amr"], json!(["pwd"]));
     assert_eq!(stepped["session_id"], login["session_id"]);
@@ -586,14 +566,14 @@ async fn sensitive_operations_need_a_recent_authentication(b: Backend) {
     );
     assert_eq!(
         m.app
-            .patch_bearer(&promote, token(&stepped), json!({ "role": "owner" }))
+            .patch_bearer(&promote, &token(&stepped), json!({ "role": "owner" }))
             .await
             .status(),
         StatusCode::OK
     );
     assert_eq!(
         m.app
-            .post_bearer("/v1/auth/email/change", token(&stepped), email)
+            .post_bearer("/v1/auth/email/change", &token(&stepped), email)
             .await
             .status(),
         StatusCode::ACCEPTED
@@ -611,7 +591,7 @@ async fn sensitive_operations_need_a_recent_authentication(b: Backend) {
     m.clock.advance(Duration::minutes(6));
     problem(
         m.app
-            .post_bearer("/v1/api-keys", token(&stepped), key)
+            .post_bearer("/v1/api-keys", &token(&stepped), key)
             .await,
         StatusCode::FORBIDDEN,
         "step_up_required",
@@ -622,16 +602,16 @@ async fn sensitive_operations_need_a_recent_authentication(b: Backend) {
 async fn step_up_with_a_code_adds_otp(b: Backend) {
     let Some(m) = Mfa::spawn(b).await else { return };
     let login = m.app.user("ann@example.com").await;
-    let (secret, _) = m.enable(token(&login)).await;
+    let (secret, _) = m.enable(&token(&login)).await;
     m.clock.advance(Duration::minutes(10));
     let code = m.code(&secret);
     let r = m
         .app
-        .post_bearer("/v1/auth/step-up", token(&login), json!({ "code": code }))
+        .post_bearer("/v1/auth/step-up", &token(&login), json!({ "code": code }))
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     let stepped: Value = r.json().await.unwrap();
-    let c = claims(token(&stepped));
+    let c = claims(&token(&stepped));
     assert_eq!(c["amr"], json!(["pwd", "otp", "mfa"]));
     assert_eq!(c["auth_time"], m.clock.now().timestamp());
     recorder::install();
@@ -645,7 +625,7 @@ async fn step_up_with_a_code_adds_otp(b: Backend) {
     // The code is spent.
     problem(
         m.app
-            .post_bearer("/v1/auth/step-up", token(&login), json!({ "code": code }))
+            .post_bearer("/v1/auth/step-up", &token(&login), json!({ "code": code }))
             .await,
         StatusCode::UNAUTHORIZED,
         "invalid_mfa_code",
@@ -660,7 +640,7 @@ async fn the_account_budget_holds_across_mfa_tokens(b: Backend) {
     let Some(m) = Mfa::spawn(b).await else { return };
     let login = m.app.user("ann@example.com").await;
     let ann_id = login["user"]["id"].as_str().unwrap().to_owned();
-    let (secret, recovery) = m.enable(token(&login)).await;
+    let (secret, recovery) = m.enable(&token(&login)).await;
     let right = m.code(&secret);
     let wrong = if right == "000000" {
         "111111"
@@ -711,7 +691,7 @@ async fn the_account_budget_holds_across_mfa_tokens(b: Backend) {
     // A signed-in session's step-up with a code draws on the same budget.
     let r = m
         .app
-        .post_bearer("/v1/auth/step-up", token(&login), json!({ "code": right }))
+        .post_bearer("/v1/auth/step-up", &token(&login), json!({ "code": right }))
         .await;
     assert_eq!(r.headers()["retry-after"], "12");
     problem(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
@@ -734,7 +714,7 @@ async fn the_account_budget_holds_across_mfa_tokens(b: Backend) {
 async fn parallel_guesses_stay_within_the_account_budget(b: Backend) {
     let Some(m) = Mfa::spawn(b).await else { return };
     let login = m.app.user("ann@example.com").await;
-    let (secret, _) = m.enable(token(&login)).await;
+    let (secret, _) = m.enable(&token(&login)).await;
     let wrong = if m.code(&secret) == "000000" {
         "111111"
     } else {
@@ -770,7 +750,7 @@ async fn racing_guesses_on_one_mfa_token_get_three_tries(b: Backend) {
         return;
     };
     let login = m.app.user("ann@example.com").await;
-    let (secret, _) = m.enable(token(&login)).await;
+    let (secret, _) = m.enable(&token(&login)).await;
     let mfa_token = m.mfa_login("ann@example.com").await;
     let right = m.code(&secret);
     // Ten different wrong guesses at once: the token pays for an attempt

@@ -189,6 +189,33 @@ async fn register_then_sign_in_without_a_username(b: Backend) {
     body(p.sign_in(&mut laptop).await, StatusCode::OK).await;
     let listed = p.app.get_json_bearer("/v1/auth/passkeys", &ann).await;
     assert!(items(&listed)[0]["last_used_at"].is_string());
+    let store = p.app.service.state().identity().store().clone();
+    let stored = |s: &str| -> Value { serde_json::from_str(s).unwrap() };
+    let cred_id = laptop.held()[0].id.clone();
+    let raw_id = {
+        use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+        URL_SAFE_NO_PAD.decode(&cred_id).unwrap()
+    };
+    let record = store
+        .find_passkey_by_credential(&raw_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut credential = stored(&record.credential);
+    assert_eq!(
+        credential["cred"]["counter"], 2,
+        "the counter of both logins was stored"
+    );
+
+    // A counter that does not move forwards means a cloned authenticator:
+    // with the stored counter ahead of the device's, the login is refused.
+    credential["cred"]["counter"] = json!(1_000);
+    store
+        .record_passkey_use(record.id, Some(&credential.to_string()), chrono::Utc::now())
+        .await
+        .unwrap();
+    let r = p.sign_in(&mut laptop).await;
+    problem(r, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
 
     let registered = p.audit(AuditAction::PasskeyRegistered).await;
     assert_eq!(registered.len(), 1);
