@@ -634,12 +634,14 @@ pub async fn signing_keys_lifecycle(s: S) {
     assert_eq!(s.list_signing_keys().await.unwrap().len(), 1);
 }
 
-/// A store with a feed announces every revocation, including reuse revocations.
-pub async fn revocation_feed_announces_revocations(s: S) {
-    let Some(mut feed) = s.revocation_feed().await.unwrap() else {
+/// A store with a feed announces every revocation, including reuse
+/// revocations, and every change to a user row.
+pub async fn change_feed_announces_revocations_and_user_changes(s: S) {
+    let Some(mut feed) = s.change_feed().await.unwrap() else {
         return;
     };
     let ann = user(&s, "ann@example.com").await;
+    let bob = user(&s, "bob@example.com").await;
     let t = now();
     let a = session(&s, ann.id, &random_token("rt_"), t).await;
     let tok = random_token("rt_");
@@ -654,14 +656,30 @@ pub async fn revocation_feed_announces_revocations(s: S) {
     s.rotate_refresh_token(&TokenHash::of(&tok), &next, Duration::zero(), t)
         .await
         .unwrap();
+    let patch = UserPatch {
+        name: Some(Some("Ann".into())),
+        ..Default::default()
+    };
+    s.update_user(ann.id, &patch, t).await.unwrap();
+    let old = bob.password_hash.clone().unwrap();
+    assert!(s
+        .replace_password_hash(bob.id, &old, "$argon2id$new", t)
+        .await
+        .unwrap());
+    let expected = [
+        Change::SessionRevoked(a.id),
+        Change::SessionRevoked(b.id),
+        Change::UserChanged(ann.id),
+        Change::UserChanged(bob.id),
+    ];
     let mut seen = Vec::new();
-    // Other tests share the channel: wait until both of ours have arrived.
-    while !(seen.contains(&a.id) && seen.contains(&b.id)) {
-        let id = tokio::time::timeout(std::time::Duration::from_secs(5), feed.next())
+    // Other tests share the channels: wait until all of ours have arrived.
+    while !expected.iter().all(|c| seen.contains(c)) {
+        let change = tokio::time::timeout(std::time::Duration::from_secs(5), feed.next())
             .await
             .unwrap()
             .unwrap();
-        seen.push(id);
+        seen.push(change);
     }
 }
 

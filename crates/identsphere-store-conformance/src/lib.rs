@@ -30,7 +30,7 @@ macro_rules! conformance_tests {
             concurrent_one_time_consumption_has_one_winner,
             signing_keys_lifecycle,
             audit_events_filter_page_and_outlive_their_actors,
-            revocation_feed_announces_revocations
+            change_feed_announces_revocations_and_user_changes
         );
         $crate::conformance_tests!(@org_cases $factory;
             orgs_create_get_update_delete,

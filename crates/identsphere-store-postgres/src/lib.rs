@@ -145,6 +145,10 @@ fn check_schema_name(schema: &str) -> StoreResult<()> {
 /// The NOTIFY channel that carries revoked session ids.
 pub const REVOCATION_CHANNEL: &str = "identsphere_revocations";
 
+/// The NOTIFY channel that carries the ids of updated or deleted users (sent
+/// by a trigger on `users`, migration 000007).
+pub const USER_CHANGE_CHANNEL: &str = "identsphere_user_changes";
+
 /// Announces revocations; delivered to listeners when the transaction commits.
 async fn notify_revoked(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
@@ -180,6 +184,36 @@ impl Store for PostgresStore {
 
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    async fn change_feed(&self) -> StoreResult<Option<BoxStream<'static, Change>>> {
+        let mut listener = PgListener::connect_with(&self.pool)
+            .await
+            .map_err(backend)?;
+        listener
+            .listen_all([REVOCATION_CHANNEL, USER_CHANGE_CHANNEL])
+            .await
+            .map_err(backend)?;
+        // `try_recv` answers `Ok(None)` when the connection drops: end the stream
+        // then, so the caller knows notifications may have been lost.
+        let stream = futures::stream::unfold(listener, |mut listener| async move {
+            loop {
+                let n = match listener.try_recv().await {
+                    Ok(Some(n)) => n,
+                    Ok(None) | Err(_) => return None,
+                };
+                let Ok(id) = n.payload().parse() else {
+                    continue;
+                };
+                let change = if n.channel() == USER_CHANGE_CHANNEL {
+                    Change::UserChanged(UserId(id))
+                } else {
+                    Change::SessionRevoked(SessionId(id))
+                };
+                return Some((change, listener));
+            }
+        });
+        Ok(Some(stream.boxed()))
     }
 }
 
@@ -464,27 +498,6 @@ impl SessionStore for PostgresStore {
             session_id: session.id,
             user_id: session.user_id,
         })
-    }
-
-    async fn revocation_feed(&self) -> StoreResult<Option<BoxStream<'static, SessionId>>> {
-        let mut listener = PgListener::connect_with(&self.pool)
-            .await
-            .map_err(backend)?;
-        listener.listen(REVOCATION_CHANNEL).await.map_err(backend)?;
-        // `try_recv` answers `Ok(None)` when the connection drops: end the stream
-        // then, so the caller knows notifications may have been lost.
-        let stream = futures::stream::unfold(listener, |mut listener| async move {
-            loop {
-                match listener.try_recv().await {
-                    Ok(Some(n)) => match n.payload().parse() {
-                        Ok(id) => return Some((SessionId(id), listener)),
-                        Err(_) => continue,
-                    },
-                    Ok(None) | Err(_) => return None,
-                }
-            }
-        });
-        Ok(Some(stream.boxed()))
     }
 
     async fn switch_session_org(

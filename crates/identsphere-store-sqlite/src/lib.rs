@@ -90,6 +90,11 @@ impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
     }
+
+    async fn change_feed(&self) -> StoreResult<Option<BoxStream<'static, Change>>> {
+        // One process owns a SQLite file, so it makes (and hears of) every change.
+        Ok(None)
+    }
 }
 
 #[async_trait]
@@ -376,11 +381,6 @@ impl SessionStore for SqliteStore {
             session_id: session.id,
             user_id: session.user_id,
         })
-    }
-
-    async fn revocation_feed(&self) -> StoreResult<Option<BoxStream<'static, SessionId>>> {
-        // One process owns a SQLite file, so its own cache sees every revocation.
-        Ok(None)
     }
 
     async fn switch_session_org(

@@ -157,8 +157,7 @@ impl Identity {
             ..Default::default()
         };
         let user = self
-            .store
-            .update_user(consumed.user_id, &patch, self.clock.now())
+            .write_user(consumed.user_id, &patch, self.clock.now())
             .await?;
         tracing::info!(user.id = %user.id, "email verified");
         let target = Some(AuditValue::User(user.id));
@@ -269,17 +268,14 @@ impl Identity {
             email_verified: Some(true),
             ..Default::default()
         };
-        let user = self
-            .store
-            .update_user(consumed.user_id, &patch, now)
-            .await?;
+        let user = self.write_user(consumed.user_id, &patch, now).await?;
         let revoked = self
             .store
             .revoke_sessions(user.id, SessionSelector::All, now)
             .await?;
         let metadata = AuditMetadata::default()
             .with("sessions_revoked", AuditValue::Count(revoked.len() as u64));
-        self.revocations.record(revoked, now);
+        self.live.record_revoked(revoked, now);
         self.send_later(templates::password_changed(&user.email));
         tracing::info!(user.id = %user.id, "password reset; all sessions revoked");
         let target = Some(AuditValue::User(user.id));
@@ -317,7 +313,7 @@ impl Identity {
             password_hash: Some(hash),
             ..Default::default()
         };
-        self.store.update_user(user.id, &patch, now).await?;
+        self.write_user(user.id, &patch, now).await?;
         let revoked = self
             .store
             .revoke_sessions(
@@ -328,7 +324,7 @@ impl Identity {
             .await?;
         let metadata = AuditMetadata::default()
             .with("sessions_revoked", AuditValue::Count(revoked.len() as u64));
-        self.revocations.record(revoked, now);
+        self.live.record_revoked(revoked, now);
         self.send_later(templates::password_changed(&user.email));
         tracing::info!(user.id = %user.id, "password changed");
         let target = Some(AuditValue::User(user.id));
@@ -402,7 +398,7 @@ impl Identity {
             email_verified: Some(true),
             ..Default::default()
         };
-        let user = match self.store.update_user(old.id, &patch, now).await {
+        let user = match self.write_user(old.id, &patch, now).await {
             Err(StoreError::Conflict { .. }) => {
                 return Err(CoreError::Conflict(
                     "that address is no longer available".into(),
@@ -437,7 +433,7 @@ impl Identity {
             name,
             ..Default::default()
         };
-        match self.store.update_user(user, &patch, self.clock.now()).await {
+        match self.write_user(user, &patch, self.clock.now()).await {
             Err(StoreError::NotFound) => Err(CoreError::Unauthorized),
             other => Ok(other?),
         }

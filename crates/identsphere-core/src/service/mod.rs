@@ -23,16 +23,16 @@ use crate::{
     clock::Clock,
     error::{CoreError, Result},
     ids::{OrgId, SessionId, UserId},
+    live_cache::LiveCache,
     mail::{Mail, Mailer},
     passkeys::RelyingParty,
     password::{PasswordHasher, PasswordPolicy},
     rate_limit::{InProcessLimiter, RateLimiter, RateLimits},
-    revocation::RevocationCache,
     secret::{random_token, TokenHash},
-    store::{NewOneTimeToken, Store, TokenPurpose, User},
+    store::{NewOneTimeToken, Store, StoreResult, TokenPurpose, User, UserPatch},
     tokens::{AccessClaims, KeyRing},
 };
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use std::sync::Arc;
 use url::Url;
 
@@ -145,7 +145,7 @@ pub struct Identity {
     clock: Arc<dyn Clock>,
     hasher: PasswordHasher,
     keys: KeyRing,
-    revocations: RevocationCache,
+    live: LiveCache,
     mailer: Arc<dyn Mailer>,
     config: IdentityConfig,
     limiter: Arc<dyn RateLimiter>,
@@ -187,14 +187,13 @@ impl Identity {
             }
             Err(e) => return Err(e),
         };
-        let revocations =
-            RevocationCache::start(store.clone(), clock.clone(), config.access_ttl).await?;
+        let live = LiveCache::start(store.clone(), clock.clone(), config.access_ttl).await?;
         Ok(Self {
             store,
             clock,
             hasher,
             keys,
-            revocations,
+            live,
             mailer,
             config,
             limiter: Arc::new(InProcessLimiter::default()),
@@ -235,9 +234,9 @@ impl Identity {
         &self.keys
     }
 
-    /// The revocation cache.
-    pub fn revocations(&self) -> &RevocationCache {
-        &self.revocations
+    /// What this instance knows of revocations and users without a round trip.
+    pub fn live_cache(&self) -> &LiveCache {
+        &self.live
     }
 
     /// Validates an access token and checks that its session is not revoked.
@@ -258,7 +257,7 @@ impl Identity {
         };
         let session_id: SessionId = claims.sid.parse().map_err(|_| CoreError::Unauthorized)?;
         let user_id: UserId = claims.sub.parse().map_err(|_| CoreError::Unauthorized)?;
-        if self.revocations.is_revoked(session_id).await? {
+        if self.live.is_revoked(session_id).await? {
             return Err(CoreError::Unauthorized);
         }
         Ok(Principal {
@@ -277,6 +276,20 @@ impl Identity {
             .get_user(principal.user_id)
             .await?
             .ok_or(CoreError::Unauthorized)
+    }
+
+    /// Every user write goes through here, so that this instance's cache
+    /// forgets the old row at once (other instances hear of it from the
+    /// change feed). Forgets even when the write fails: that costs one read.
+    pub(crate) async fn write_user(
+        &self,
+        id: UserId,
+        patch: &UserPatch,
+        now: DateTime<Utc>,
+    ) -> StoreResult<User> {
+        let written = self.store.update_user(id, patch, now).await;
+        self.live.forget_user(id);
+        written
     }
 
     /// Appends an audit event outside any organization.

@@ -817,13 +817,14 @@ impl Identity {
         Ok(Some(SessionOrganization { org, access }))
     }
 
-    /// The account the caller acts for.
+    /// The account the caller acts for, without its password hash: served
+    /// from this instance's live cache, which the change feed keeps exact.
     ///
     /// # Errors
     /// `Unauthorized` when the account is gone.
     pub async fn caller_user(&self, caller: &Caller) -> Result<User> {
-        self.store
-            .get_user(caller.user_id())
+        self.live
+            .user(caller.user_id(), self.clock.now())
             .await?
             .ok_or(CoreError::Unauthorized)
     }

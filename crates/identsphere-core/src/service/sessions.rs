@@ -209,11 +209,12 @@ impl Identity {
                 return;
             }
         };
-        match self
+        let replaced = self
             .store
             .replace_password_hash(user.id, old, &new, self.clock.now())
-            .await
-        {
+            .await;
+        self.live.forget_user(user.id);
+        match replaced {
             Ok(true) => {
                 tracing::info!(user.id = %user.id, from = scheme, "password hash upgraded to argon2id");
             }
@@ -335,7 +336,7 @@ impl Identity {
                 session_id,
                 user_id,
             } => {
-                self.revocations.record([session_id], now);
+                self.live.record_revoked([session_id], now);
                 tracing::warn!(user.id = %user_id, session.id = %session_id, "refresh token reused; session revoked");
                 let target = Some(AuditValue::Session(session_id));
                 self.audit(
@@ -477,7 +478,7 @@ impl Identity {
     ) -> Result<Vec<SessionId>> {
         let now = self.clock.now();
         let revoked = self.store.revoke_sessions(user, which, now).await?;
-        self.revocations.record(revoked.iter().copied(), now);
+        self.live.record_revoked(revoked.iter().copied(), now);
         for id in &revoked {
             tracing::info!(user.id = %user, session.id = %id, "session revoked");
             let target = Some(AuditValue::Session(*id));

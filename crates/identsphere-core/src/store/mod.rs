@@ -107,12 +107,6 @@ pub trait SessionStore: Send + Sync {
         grace: Duration,
         now: DateTime<Utc>,
     ) -> StoreResult<RotateOutcome>;
-    /// A stream of sessions revoked by *any* process on this database, or `None`
-    /// when the backend has no such feed (a single-process store).
-    ///
-    /// The stream ends when the feed is interrupted; revocations made while it
-    /// is down must be re-read with [`SessionStore::revoked_since`].
-    async fn revocation_feed(&self) -> StoreResult<Option<BoxStream<'static, SessionId>>>;
     /// Sets a live session's active organization and adds `refresh` to it,
     /// leaving its other refresh tokens valid (tabs that refresh concurrently
     /// must not look like reuse). `None` when the session is revoked or expired.
@@ -441,4 +435,21 @@ pub trait Store:
     async fn migrate(&self) -> StoreResult<()>;
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
+    /// A stream of the changes *any* process makes on this database that
+    /// caches must hear about, or `None` when the backend has no such feed (a
+    /// single-process store, whose own process makes every change).
+    ///
+    /// Every committed change is announced, and none that rolled back. The
+    /// stream ends when the feed is interrupted; what changed while it was down
+    /// must be re-read ([`SessionStore::revoked_since`]) or forgotten.
+    async fn change_feed(&self) -> StoreResult<Option<BoxStream<'static, Change>>>;
+}
+
+/// A change announced by [`Store::change_feed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// A session was revoked.
+    SessionRevoked(SessionId),
+    /// A user row was updated or deleted.
+    UserChanged(UserId),
 }

@@ -32,7 +32,7 @@ pub async fn healthz() -> axum::Json<Health> {
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, axum::Json<Health>) {
     let identity = &state.identity;
     let db = identity.store().ping().await;
-    let feed = match (identity.store().backend(), identity.revocations().trusted()) {
+    let feed = match (identity.store().backend(), identity.live_cache().trusted()) {
         ("sqlite", _) => "local",
         (_, true) => "live",
         (_, false) => "degraded",

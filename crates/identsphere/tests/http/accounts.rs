@@ -15,6 +15,7 @@ both_stores!(
     email_change_needs_confirmation_and_tells_old_address,
     email_change_to_an_address_taken_meanwhile_conflicts,
     update_profile,
+    me_shows_every_change_at_once,
     verification_can_be_disabled,
 );
 
@@ -519,4 +520,34 @@ async fn email_change_to_an_address_taken_meanwhile_conflicts(b: Backend) {
         .await
         .unwrap();
     assert_eq!(me["email"], "ann@example.com");
+}
+
+/// `GET /v1/users/me` and `/v1/session` are served from a cache: every change
+/// shows at once on the next read (the email change is checked the same way
+/// by `email_change_needs_confirmation_and_tells_old_address`).
+async fn me_shows_every_change_at_once(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let token = token(&app.user("ann@example.com").await);
+    for name in ["Ann Lee", "Ann"] {
+        app.get_json_bearer("/v1/users/me", &token).await;
+        let r = app
+            .http
+            .patch(app.url("/v1/users/me"))
+            .bearer_auth(&token)
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(
+            app.get_json_bearer("/v1/users/me", &token).await["name"],
+            name
+        );
+        assert_eq!(
+            app.get_json_bearer("/v1/session", &token).await["user"]["name"],
+            name
+        );
+    }
 }

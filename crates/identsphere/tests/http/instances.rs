@@ -112,12 +112,13 @@ async fn revocation_holds_while_the_feed_reconnects() {
         StatusCode::NO_CONTENT
     );
     refused_after(&b, token).await;
-    // The feed comes back.
+    feed_live(&b).await;
+}
+
+/// Waits until `app`'s change feed is back after an interruption.
+async fn feed_live(app: &TestApp) {
     let start = Instant::now();
-    loop {
-        if b.get_json("/readyz").await["checks"]["revocation_feed"] == "live" {
-            break;
-        }
+    while app.get_json("/readyz").await["checks"]["revocation_feed"] != "live" {
         assert!(
             start.elapsed() < Duration::from_secs(10),
             "feed did not come back"
@@ -195,4 +196,83 @@ async fn key_rotation_reaches_other_instances() {
             .status(),
         StatusCode::OK
     );
+}
+
+/// Polls `app` until `GET /v1/users/me` shows `name`; returns how long that took.
+async fn shows_name_after(app: &TestApp, token: &str, name: &str) -> Duration {
+    let start = Instant::now();
+    loop {
+        if app.get_json_bearer("/v1/users/me", token).await["name"] == name {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "an instance still shows a stale profile after 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Every instance caches the users it reads (docs/revocation.md): a change made
+/// through one instance, or by an operator in SQL, reaches the others' caches
+/// through the change feed, and a feed outage cannot leave a stale copy behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_changes_reach_other_instances() {
+    let Some(a) = TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    let b = a.spawn_peer().await;
+    let token = token(&a.user("ann@example.com").await);
+    let mut delays = Vec::new();
+    for round in 0..5 {
+        // Both caches hold the current row.
+        let before = b.get_json_bearer("/v1/users/me", &token).await;
+        assert_eq!(a.get_json_bearer("/v1/users/me", &token).await, before);
+        let name = format!("Ann {round}");
+        let r = a
+            .http
+            .patch(a.url("/v1/users/me"))
+            .bearer_auth(&token)
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        // The writer's own cache is exact at once, the peer's within the feed's delay.
+        assert_eq!(
+            a.get_json_bearer("/v1/users/me", &token).await["name"],
+            name
+        );
+        delays.push(shows_name_after(&b, &token, &name).await);
+    }
+    eprintln!("profile change seen by the other instance: {delays:?}");
+    assert!(
+        delays.iter().all(|d| *d < Duration::from_millis(100)),
+        "{delays:?}"
+    );
+
+    // An operator's UPDATE reaches both caches (a trigger announces it).
+    a.sql("UPDATE users SET name = 'Operator'").await;
+    shows_name_after(&a, &token, "Operator").await;
+    shows_name_after(&b, &token, "Operator").await;
+
+    // A change while the feed is down: the caches were dropped with it.
+    let url = std::env::var("IDENTSPHERE_TEST_DATABASE_URL").unwrap();
+    let store = identsphere_store_postgres::PostgresStore::connect(&url, 1)
+        .await
+        .unwrap();
+    assert!(!store.terminate_listeners().await.unwrap().is_empty());
+    a.sql("UPDATE users SET name = 'Outage'").await;
+    for app in [&a, &b] {
+        // While the feed is down, and once it is back, the row is read afresh.
+        assert_eq!(
+            app.get_json_bearer("/v1/users/me", &token).await["name"],
+            "Outage"
+        );
+        feed_live(app).await;
+        assert_eq!(
+            app.get_json_bearer("/v1/users/me", &token).await["name"],
+            "Outage"
+        );
+    }
 }

@@ -167,6 +167,15 @@ impl TestApp {
         peer
     }
 
+    /// Runs `sql` on this app's PostgreSQL schema, as an operator would.
+    pub async fn sql(&self, sql: &str) {
+        let (url, schema) = self.schema.as_ref().expect("PostgreSQL only");
+        let store = identsphere_store_postgres::PostgresStore::connect_in_schema(url, schema, 1)
+            .await
+            .unwrap();
+        sqlx::query(sql).execute(store.pool()).await.unwrap();
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
