@@ -108,6 +108,7 @@ async fn run(args: &Args, bin: &Path) -> Result<()> {
     }
     .await;
     let removed = redis.remove(&cluster.limit_keys(&[EMAIL])).await;
+    cluster.show_logs_if(part.is_err());
     drop(cluster);
     let (idle, idle_line, rows, under_load, load_line) = part?;
     let removed = removed?;
@@ -118,6 +119,7 @@ async fn run(args: &Args, bin: &Path) -> Result<()> {
     let cluster = Cluster::start(bin, &db, &args.redis, &overrides).await?;
     let budgets = shared_budgets(&cluster).await;
     let removed_too = redis.remove(&cluster.limit_keys(&budget_addresses())).await;
+    cluster.show_logs_if(budgets.is_err());
     drop(cluster);
     let budgets = budgets?;
     eprintln!(
@@ -176,7 +178,7 @@ async fn run(args: &Args, bin: &Path) -> Result<()> {
 /// Three servers on one database and one Redis, sharing a secret; each is
 /// killed when the cluster is dropped.
 struct Cluster {
-    _servers: Vec<Server>,
+    servers: Vec<Server>,
     bases: Vec<String>,
     secret: String,
 }
@@ -221,10 +223,20 @@ impl Cluster {
             .collect();
         eprintln!("  started {bases:?}, ready in {}", ready.join(", "));
         Ok(Self {
-            _servers: servers,
+            servers,
             bases,
             secret,
         })
+    }
+
+    /// Prints the end of each instance's log when a part failed (the logs
+    /// go with the instances).
+    fn show_logs_if(&self, failed: bool) {
+        if failed {
+            for s in &self.servers {
+                eprintln!("--- log of {} (last lines)\n{}", s.base, s.log_tail(30));
+            }
+        }
     }
 
     /// The Redis keys the instances may have written for logins and sign-ups
