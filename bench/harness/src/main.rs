@@ -3,11 +3,13 @@
 //!
 //!     identsphere-bench run [--postgres URL] [--peer bench/peers/better-auth] [--secs 10]
 //!     identsphere-bench run --smoke        # CI: each scenario for a second, no errors allowed
+//!     identsphere-bench cluster --postgres URL --redis URL [--secs 10] [--smoke]
 //!
 //! The load generator runs in this process and shares the cores with the
 //! server under test, as it would with wrk; the baselines are measured the
 //! same way, so ratios are fair.
 mod argon;
+mod cluster;
 mod load;
 mod procs;
 mod scenarios;
@@ -48,6 +50,9 @@ enum Cmd {
         #[arg(long)]
         smoke: bool,
     },
+    /// Three instances on one PostgreSQL and one Redis behind a round-robin
+    /// client: revocation delays, shared rate-limit budgets, mixed load.
+    Cluster(cluster::Args),
     /// Serves the bare Axum JSON handler (the HTTP ceiling).
     Baseline {
         /// Port on 127.0.0.1.
@@ -59,6 +64,7 @@ enum Cmd {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Cmd::Baseline { port } => baseline(port),
+        Cmd::Cluster(args) => cluster::main(args),
         Cmd::Run {
             secs,
             postgres,

@@ -96,6 +96,17 @@ impl Server {
         bail!("{url} was not ready within 60 s")
     }
 
+    /// The last `lines` lines of the server's log (empty without a log).
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self
+            .dir
+            .as_ref()
+            .and_then(|d| std::fs::read_to_string(d.join("server.log")).ok())
+            .unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
     /// Resident memory now, in MB.
     pub fn rss_mb(&self) -> f64 {
         self.child.id().map_or(0.0, rss_mb)

@@ -2,6 +2,10 @@
 use crate::load::{client, run, Load, Measured};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
+use std::sync::{
+    atomic::{AtomicUsize, Ordering},
+    Arc,
+};
 
 /// The benchmark account (IdentSphere and the peer alike).
 pub const EMAIL: &str = "bench@example.com";
@@ -78,6 +82,48 @@ pub struct Fixture {
     pub api_key: Option<String>,
 }
 
+/// Where a scenario's requests go: one server, or several in turn (round
+/// robin over every request of every connection, so consecutive requests of
+/// one connection land on different servers).
+#[derive(Debug, Clone)]
+pub struct Targets {
+    bases: Arc<[String]>,
+    next: Arc<AtomicUsize>,
+}
+
+impl Targets {
+    /// Every request to `base`.
+    pub fn one(base: &str) -> Self {
+        Self::round_robin(vec![base.to_owned()])
+    }
+
+    /// Each request to the next of `bases` (at least one).
+    pub fn round_robin(bases: Vec<String>) -> Self {
+        Self {
+            bases: bases.into(),
+            next: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The index of the server for the next request.
+    fn pick(&self) -> usize {
+        match self.bases.len() {
+            0 | 1 => 0,
+            n => self.next.fetch_add(1, Ordering::Relaxed) % n,
+        }
+    }
+
+    /// The base URL for the next request.
+    fn next_base(&self) -> &str {
+        &self.bases[self.pick()]
+    }
+
+    /// `path` on each server, in [`Self::pick`] order.
+    fn urls(&self, path: &str) -> Arc<[String]> {
+        self.bases.iter().map(|b| format!("{b}{path}")).collect()
+    }
+}
+
 async fn ok_json(r: reqwest::Response, what: &str) -> Result<Value> {
     let status = r.status();
     let body = r.text().await?;
@@ -87,7 +133,8 @@ async fn ok_json(r: reqwest::Response, what: &str) -> Result<Value> {
     serde_json::from_str(&body).with_context(|| format!("{what}: not JSON: {body}"))
 }
 
-async fn login(base: &str) -> Result<Value> {
+/// Signs the benchmark account in on `base`.
+pub async fn login(base: &str) -> Result<Value> {
     let r = client()
         .post(format!("{base}/v1/auth/login"))
         .json(&json!({ "email": EMAIL, "password": PASSWORD }))
@@ -96,7 +143,8 @@ async fn login(base: &str) -> Result<Value> {
     ok_json(r, "login").await
 }
 
-fn field(v: &Value, name: &str) -> Result<String> {
+/// A string field of a JSON answer.
+pub fn field(v: &Value, name: &str) -> Result<String> {
     v[name]
         .as_str()
         .map(str::to_owned)
@@ -156,30 +204,41 @@ async fn success(r: reqwest::RequestBuilder) -> bool {
 
 /// Runs `scenario` against `base` under `load`.
 pub async fn measure(base: &str, scenario: Scenario, fx: &Fixture, load: Load) -> Measured {
-    let base = base.to_owned();
+    measure_on(&Targets::one(base), scenario, fx, load).await
+}
+
+/// Runs `scenario` against `targets` under `load`.
+pub async fn measure_on(
+    targets: &Targets,
+    scenario: Scenario,
+    fx: &Fixture,
+    load: Load,
+) -> Measured {
+    let t = targets.clone();
     let credential = fx.credential.clone();
     match scenario {
         Scenario::Login | Scenario::PeerSignIn => {
-            let url = if scenario == Scenario::Login {
-                format!("{base}/v1/auth/login")
+            let urls = t.urls(if scenario == Scenario::Login {
+                "/v1/auth/login"
             } else {
-                format!("{base}/api/auth/sign-in/email")
-            };
+                "/api/auth/sign-in/email"
+            });
             let body = json!({ "email": EMAIL, "password": PASSWORD });
             run(
                 load,
                 |_| async { client() },
                 move |c| {
-                    let req = c.post(&url).header("origin", &base).json(&body);
+                    let i = t.pick();
+                    let req = c.post(&urls[i]).header("origin", &t.bases[i]).json(&body);
                     async move { (c.clone(), success(req).await) }
                 },
             )
             .await
         }
         Scenario::Refresh => {
-            let url = format!("{base}/v1/auth/refresh");
+            let urls = t.urls("/v1/auth/refresh");
             let init = |_| {
-                let base = base.clone();
+                let base = t.next_base().to_owned();
                 async move {
                     let token = match login(&base).await {
                         Ok(l) => field(&l, "refresh_token").unwrap_or_default(),
@@ -188,8 +247,11 @@ pub async fn measure(base: &str, scenario: Scenario, fx: &Fixture, load: Load) -
                     (client(), token)
                 }
             };
+            let t = t.clone();
             run(load, init, move |(c, token)| {
-                let req = c.post(&url).json(&json!({ "refresh_token": token }));
+                let req = c
+                    .post(&urls[t.pick()])
+                    .json(&json!({ "refresh_token": token }));
                 async move {
                     let next = match req.send().await {
                         Ok(r) if r.status().is_success() => r
@@ -231,14 +293,14 @@ pub async fn measure(base: &str, scenario: Scenario, fx: &Fixture, load: Load) -
                 Scenario::PeerSession => ("/api/auth/get-session", "cookie", credential),
                 _ => ("/json", "accept", "application/json".to_owned()),
             };
-            let url = format!("{base}{path}");
+            let urls = t.urls(path);
             // better-auth answers 200 with `null` for a session it does not know.
             let needs_user = scenario == Scenario::PeerSession;
             run(
                 load,
                 |_| async { client() },
                 move |c| {
-                    let req = c.get(&url).header(header, &value);
+                    let req = c.get(&urls[t.pick()]).header(header, &value);
                     async move {
                         let ok = match req.send().await {
                             Ok(r) if r.status().is_success() && needs_user => {
