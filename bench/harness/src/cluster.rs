@@ -8,6 +8,8 @@
 //!    token; the time from the revoke's answer to each peer's first 401 is
 //!    recorded. Every one must be under 100 ms. The same is then measured
 //!    during the load run, for information.
+//!    Likewise, a profile change through one instance must show on the others
+//!    (they cache users) within 100 ms.
 //! 2. **Shared budgets.** With small login budgets, failed logins spread over
 //!    the three must be refused after the configured total, not three times it.
 //! 3. **Load.** Refresh chains, `GET /v1/users/me` by Bearer, cookie and API
@@ -101,19 +103,30 @@ async fn run(args: &Args, bin: &Path) -> Result<()> {
         let idle = revocation_rounds(&cluster.bases, &fx.credential, Some(rounds)).await?;
         let idle_line = distribution("idle", &idle.delays);
         eprintln!("  revocation seen by the other instances, {idle_line}");
+        let profile = profile_rounds(&cluster.bases, &fx.credential, rounds).await?;
+        let profile_line = distribution("idle", &profile);
+        eprintln!("  profile change seen by the other instances, {profile_line}");
         let (rows, under_load) = mixed_load(&cluster, &fx, secs).await?;
         let load_line = distribution("under the load below", &under_load.delays);
         eprintln!("  revocation seen by the other instances, {load_line}");
-        Ok::<_, anyhow::Error>((idle, idle_line, rows, under_load, load_line))
+        Ok::<_, anyhow::Error>((
+            idle,
+            idle_line,
+            profile,
+            profile_line,
+            rows,
+            under_load,
+            load_line,
+        ))
     }
     .await;
     let removed = redis.remove(&cluster.limit_keys(&[EMAIL])).await;
     // Failed requests under load may have left their reason in the logs.
-    cluster.show_logs_if(part.as_ref().map_or(true, |(_, _, rows, ..)| {
+    cluster.show_logs_if(part.as_ref().map_or(true, |(_, _, _, _, rows, ..)| {
         rows.iter().any(|(_, _, m)| m.errors > 0)
     }));
     drop(cluster);
-    let (idle, idle_line, rows, under_load, load_line) = part?;
+    let (idle, idle_line, profile, profile_line, rows, under_load, load_line) = part?;
     let removed = removed?;
 
     eprintln!("{INSTANCES} instances, small login budgets in Redis");
@@ -143,6 +156,11 @@ async fn run(args: &Args, bin: &Path) -> Result<()> {
     );
     let _ = writeln!(report, "- {idle_line}");
     let _ = writeln!(report, "- {load_line}\n");
+    let _ = writeln!(
+        report,
+        "Profile changes (each instance caches users for `GET /v1/users/me`: rename \
+         through one instance, poll the other two until they show the new name):\n\n- {profile_line}\n"
+    );
     let _ = writeln!(report, "Shared budgets: {budgets}\n");
     let _ = writeln!(
         report,
@@ -162,6 +180,9 @@ async fn run(args: &Args, bin: &Path) -> Result<()> {
             slow.len(),
             idle.delays.len()
         );
+    }
+    if let Some(slow) = profile.iter().find(|d| **d > REVOCATION_BOUND) {
+        bail!("a profile change took {slow:?} to show on a peer (bound {REVOCATION_BOUND:?})");
     }
     let failed: Vec<&str> = rows
         .iter()
@@ -402,6 +423,66 @@ async fn revocation_until(
         out.rounds += 1;
     }
     Ok(out)
+}
+
+/// Profile rounds: round `r` renames the user of `token` through instance
+/// `r % 3` (after every instance has cached the old name) and polls the other
+/// two until they show the new one; the delays from the rename's answer.
+async fn profile_rounds(bases: &[String], token: &str, rounds: usize) -> Result<Vec<Duration>> {
+    let http = client();
+    let mut delays = Vec::new();
+    for round in 0..rounds {
+        let n = bases.len();
+        for base in bases {
+            name_on(&http, base, token).await?;
+        }
+        let name = json!(format!("Bench {round}"));
+        let r = http
+            .patch(format!("{}/v1/users/me", bases[round % n]))
+            .bearer_auth(token)
+            .json(&json!({ "name": name }))
+            .send()
+            .await?;
+        let renamed = Instant::now();
+        ensure!(r.status() == StatusCode::OK, "renaming: {}", r.status());
+        let (a, b) = tokio::join!(
+            shows_name_after(&http, &bases[(round + 1) % n], token, &name, renamed),
+            shows_name_after(&http, &bases[(round + 2) % n], token, &name, renamed)
+        );
+        delays.extend([a?, b?]);
+    }
+    Ok(delays)
+}
+
+/// The name `GET /v1/users/me` shows on `base`.
+async fn name_on(http: &reqwest::Client, base: &str, token: &str) -> Result<Value> {
+    let r = http
+        .get(format!("{base}/v1/users/me"))
+        .bearer_auth(token)
+        .send()
+        .await?;
+    ensure!(
+        r.status() == StatusCode::OK,
+        "{base}/v1/users/me: {}",
+        r.status()
+    );
+    Ok(r.json::<Value>().await?["name"].clone())
+}
+
+/// Polls `base` back to back until it shows `name`; the time from `since`.
+async fn shows_name_after(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    name: &Value,
+    since: Instant,
+) -> Result<Duration> {
+    while name_on(http, base, token).await? != *name {
+        if since.elapsed() > NEVER {
+            bail!("{base} still shows an old name {NEVER:?} after a rename");
+        }
+    }
+    Ok(since.elapsed())
 }
 
 async fn me(http: &reqwest::Client, base: &str, token: &str) -> Result<StatusCode> {
