@@ -1,8 +1,21 @@
 //! IdentSphere storage on SQLite: the embedded default, for one process.
 //!
-//! Times are stored as Unix milliseconds. SQLite serialises writers, and every
-//! one-time consumption starts with its write, so concurrent consumers queue
-//! on the write lock instead of racing.
+//! Times are stored as Unix milliseconds.
+//!
+//! One writer, readers in parallel. SQLite allows one writer at a time; when
+//! several connections try to write, the losers get `SQLITE_BUSY` and the busy
+//! handler sleeps them in steps of up to 100 ms, which made the tail latency of
+//! write-heavy requests (refresh rotation) tens of milliseconds. So every write
+//! (single statements, transactions that write, migrations) goes through a pool
+//! of exactly one connection: writers queue in-process on that pool, first come
+//! first served, and nobody sleeps. Pure reads use a separate pool of read-only
+//! connections; in WAL mode they read the last committed state and never wait
+//! for the writer. A write sent to the reader pool fails (`SQLITE_READONLY`)
+//! instead of quietly contending. `busy_timeout` stays as a backstop for
+//! another process (a backup, `sqlite3` at the shell) holding the file.
+//!
+//! Every one-time consumption starts with its write, and runs on the writer, so
+//! concurrent consumers queue instead of racing.
 #![deny(missing_docs)]
 
 mod mfa;
@@ -30,7 +43,10 @@ use std::str::FromStr;
 /// A [`Store`] on a SQLite database file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    /// The only connection that writes (see the crate docs).
+    writer: SqlitePool,
+    /// Read-only connections for queries that write nothing.
+    reader: SqlitePool,
 }
 
 fn backend(e: sqlx::Error) -> StoreError {
@@ -54,19 +70,45 @@ impl SqliteStore {
     /// # Errors
     /// A malformed URL or an unopenable file.
     pub async fn connect(url: &str) -> StoreResult<Self> {
-        let options = SqliteConnectOptions::from_str(url)
+        let base = SqliteConnectOptions::from_str(url)
             .map_err(backend)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(std::time::Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
+        let writer_options = base
+            .clone()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal);
+        // The writer connects first: it creates the file and switches it to WAL,
+        // which a read-only connection cannot do. It is never closed for being
+        // idle or old, so the -wal and -shm files stay while the store lives.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(writer_options)
             .await
             .map_err(backend)?;
-        Ok(Self { pool })
+        // Readers run beside the writer only in WAL mode. An in-memory database
+        // (`sqlite::memory:`, which sqlx opens with a shared cache) has no WAL:
+        // there the writer's connection serves reads too.
+        let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&writer)
+            .await
+            .map_err(backend)?;
+        if !journal.eq_ignore_ascii_case("wal") {
+            return Ok(Self {
+                reader: writer.clone(),
+                writer,
+            });
+        }
+        let reader = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(base.read_only(true))
+            .await
+            .map_err(backend)?;
+        Ok(Self { writer, reader })
     }
 }
 
@@ -74,7 +116,7 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1")
-            .execute(&self.pool)
+            .execute(&self.reader)
             .await
             .map_err(backend)?;
         Ok(())
@@ -82,7 +124,7 @@ impl Store for SqliteStore {
 
     async fn migrate(&self) -> StoreResult<()> {
         sqlx::migrate!("./migrations")
-            .run(&self.pool)
+            .run(&self.writer)
             .await
             .map_err(|e| StoreError::Backend(Box::new(e)))
     }
@@ -112,7 +154,7 @@ impl UserStore for SqliteStore {
         .bind(&u.password_hash)
         .bind(ms)
         .bind(ms)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await
         .map_err(backend)?
         .try_into()
@@ -121,7 +163,7 @@ impl UserStore for SqliteStore {
     async fn get_user(&self, id: UserId) -> StoreResult<Option<User>> {
         sqlx::query_as::<_, UserRow>("SELECT * FROM users WHERE id = ?")
             .bind(id.0)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await
             .map_err(backend)?
             .map(TryInto::try_into)
@@ -131,7 +173,7 @@ impl UserStore for SqliteStore {
     async fn find_user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
         sqlx::query_as::<_, UserRow>("SELECT * FROM users WHERE email = ?")
             .bind(email.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await
             .map_err(backend)?
             .map(TryInto::try_into)
@@ -161,7 +203,7 @@ impl UserStore for SqliteStore {
         .bind(&p.password_hash)
         .bind(millis(now))
         .bind(id.0)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(backend)?
         .ok_or(StoreError::NotFound)?
@@ -183,7 +225,7 @@ impl UserStore for SqliteStore {
         .bind(millis(now))
         .bind(id.0)
         .bind(expected)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)?;
         Ok(done.rows_affected() == 1)
@@ -196,7 +238,7 @@ const SESSION_COLUMNS: &str =
 #[async_trait]
 impl SessionStore for SqliteStore {
     async fn create_session(&self, s: &NewSession, r: &NewRefreshToken) -> StoreResult<Session> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.writer.begin().await.map_err(backend)?;
         let row = sqlx::query_as::<_, SessionRow>(
             "INSERT INTO sessions (id, user_id, created_at, last_seen_at, expires_at, ip, user_agent, auth_time, amr)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
@@ -221,7 +263,7 @@ impl SessionStore for SqliteStore {
     async fn get_session(&self, id: SessionId) -> StoreResult<Option<Session>> {
         sqlx::query_as::<_, SessionRow>("SELECT * FROM sessions WHERE id = ?")
             .bind(id.0)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await
             .map_err(backend)?
             .map(TryInto::try_into)
@@ -236,7 +278,7 @@ impl SessionStore for SqliteStore {
             "SELECT {SESSION_COLUMNS} FROM sessions s JOIN refresh_tokens r ON r.session_id = s.id WHERE r.token_hash = ?"
         ))
         .bind(hash.as_bytes())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await
         .map_err(backend)?
         .map(TryInto::try_into)
@@ -254,7 +296,7 @@ impl SessionStore for SqliteStore {
         )
         .bind(user.0)
         .bind(millis(now))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await
         .map_err(backend)?
         .into_iter()
@@ -280,7 +322,7 @@ impl SessionStore for SqliteStore {
         if let Some(id) = id {
             q = q.bind(id.0);
         }
-        Ok(q.fetch_all(&self.pool)
+        Ok(q.fetch_all(&self.writer)
             .await
             .map_err(backend)?
             .into_iter()
@@ -292,7 +334,7 @@ impl SessionStore for SqliteStore {
         Ok(
             sqlx::query_scalar::<_, uuid::Uuid>("SELECT id FROM sessions WHERE revoked_at >= ?")
                 .bind(millis(since))
-                .fetch_all(&self.pool)
+                .fetch_all(&self.reader)
                 .await
                 .map_err(backend)?
                 .into_iter()
@@ -309,7 +351,7 @@ impl SessionStore for SqliteStore {
         now: DateTime<Utc>,
     ) -> StoreResult<RotateOutcome> {
         let now_ms = millis(now);
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.writer.begin().await.map_err(backend)?;
         // The write comes first so that this transaction holds SQLite's write lock
         // before it reads anything: concurrent rotations queue here.
         let retired: Option<uuid::Uuid> = sqlx::query_scalar(
@@ -391,7 +433,7 @@ impl SessionStore for SqliteStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Session>> {
         let mut tx = self
-            .pool
+            .writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend)?;
@@ -424,7 +466,7 @@ impl SessionStore for SqliteStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Session>> {
         let mut tx = self
-            .pool
+            .writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend)?;
@@ -472,7 +514,7 @@ async fn insert_refresh(
 #[async_trait]
 impl OneTimeTokenStore for SqliteStore {
     async fn replace_one_time_token(&self, t: &NewOneTimeToken) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.writer.begin().await.map_err(backend)?;
         sqlx::query("DELETE FROM one_time_tokens WHERE user_id = ? AND purpose = ?")
             .bind(t.user_id.0)
             .bind(t.purpose.as_str())
@@ -511,7 +553,7 @@ impl OneTimeTokenStore for SqliteStore {
         .bind(hash.as_bytes())
         .bind(purpose.as_str())
         .bind(millis(now))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(backend)?;
         Ok(row.map(|(user_id, new_email)| ConsumedToken {
@@ -525,7 +567,7 @@ impl OneTimeTokenStore for SqliteStore {
 impl KeyStore for SqliteStore {
     async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
         sqlx::query_as::<_, KeyRow>("SELECT * FROM signing_keys ORDER BY created_at DESC")
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await
             .map_err(backend)?
             .into_iter()
@@ -543,7 +585,7 @@ impl KeyStore for SqliteStore {
         .bind(&k.public_jwk)
         .bind(millis(k.created_at))
         .bind(k.retired_at.map(millis))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)?;
         Ok(())
@@ -553,7 +595,7 @@ impl KeyStore for SqliteStore {
         sqlx::query("UPDATE signing_keys SET retired_at = ? WHERE kid <> ? AND retired_at IS NULL")
             .bind(millis(now))
             .bind(keep)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(backend)?;
         Ok(())
@@ -562,7 +604,7 @@ impl KeyStore for SqliteStore {
     async fn delete_signing_keys_retired_before(&self, before: DateTime<Utc>) -> StoreResult<u64> {
         Ok(sqlx::query("DELETE FROM signing_keys WHERE retired_at < ?")
             .bind(millis(before))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(backend)?
             .rows_affected())
@@ -585,7 +627,7 @@ impl AuditStore for SqliteStore {
         .bind(&e.ip)
         .bind(&e.user_agent)
         .bind(e.metadata.to_json().to_string())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)?;
         Ok(())
@@ -619,11 +661,48 @@ impl AuditStore for SqliteStore {
         q.push(" ORDER BY id DESC LIMIT ")
             .push_bind(i64::from(page.limit));
         q.build_query_as::<AuditRow>()
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await
             .map_err(backend)?
             .into_iter()
             .map(TryInto::try_into)
             .collect()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used, clippy::unwrap_used)] // test setup fails loudly
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn readers_see_the_writers_commits_and_refuse_to_write() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("new.db").display());
+        let store = SqliteStore::connect(&url).await.expect("open");
+        store.migrate().await.expect("migrate");
+        let migrations: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+            .fetch_one(&store.reader)
+            .await
+            .expect("read on a reader");
+        assert!(migrations > 0);
+        let err = sqlx::query("DELETE FROM users")
+            .execute(&store.reader)
+            .await
+            .expect_err("a reader must not write");
+        let code = err.as_database_error().and_then(|e| e.code());
+        assert_eq!(code.as_deref(), Some("8"), "SQLITE_READONLY, got {err}");
+    }
+
+    #[tokio::test]
+    async fn in_memory_database_is_one_database() {
+        let store = SqliteStore::connect("sqlite::memory:").await.expect("open");
+        store.migrate().await.expect("migrate");
+        store.ping().await.expect("ping");
+        let migrations: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+            .fetch_one(&store.reader)
+            .await
+            .expect("read");
+        assert!(migrations > 0, "reads must see the migrated database");
     }
 }

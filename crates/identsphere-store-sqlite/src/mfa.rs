@@ -55,7 +55,7 @@ impl MfaStore for SqliteStore {
         .bind(user.0)
         .bind(sealed_secret)
         .bind(millis(now))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)?;
         Ok(done.rows_affected() == 1)
@@ -65,7 +65,7 @@ impl MfaStore for SqliteStore {
         let row: Option<TotpRow> =
             sqlx::query_as("SELECT * FROM totp_authenticators WHERE user_id = ?")
                 .bind(user.0)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.reader)
                 .await
                 .map_err(backend)?;
         row.map(|r| {
@@ -115,7 +115,7 @@ impl MfaStore for SqliteStore {
         .bind(step)
         .bind(user.0)
         .bind(step)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)?;
         Ok(done.rows_affected() == 1)
@@ -144,7 +144,7 @@ impl MfaStore for SqliteStore {
         .bind(millis(now))
         .bind(user.0)
         .bind(code.as_bytes())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)?;
         Ok(done.rows_affected() == 1)
@@ -155,7 +155,7 @@ impl MfaStore for SqliteStore {
             "SELECT COUNT(*) FROM recovery_codes WHERE user_id = ? AND used_at IS NULL",
         )
         .bind(user.0)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.reader)
         .await
         .map_err(backend)?;
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
@@ -189,7 +189,7 @@ impl MfaStore for SqliteStore {
     async fn create_mfa_challenge(&self, c: &NewMfaChallenge) -> StoreResult<()> {
         sqlx::query("DELETE FROM mfa_challenges WHERE expires_at <= ?")
             .bind(millis(c.created_at))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(backend)?;
         sqlx::query(
@@ -201,7 +201,7 @@ impl MfaStore for SqliteStore {
         .bind(millis(c.created_at))
         .bind(millis(c.expires_at))
         .bind(i64::from(c.attempts_left))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)?;
         Ok(())
@@ -218,7 +218,7 @@ impl MfaStore for SqliteStore {
         )
         .bind(hash.as_bytes())
         .bind(millis(now))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await
         .map_err(backend)?;
         row.map(|(user, left, expires)| {
@@ -238,7 +238,7 @@ impl MfaStore for SqliteStore {
         )
         .bind(hash.as_bytes())
         .bind(millis(now))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)?;
         Ok(done.rows_affected() == 1)
@@ -256,7 +256,7 @@ impl MfaStore for SqliteStore {
         .bind(millis(now))
         .bind(hash.as_bytes())
         .bind(millis(now))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)?;
         Ok(done.rows_affected() == 1)

@@ -17,7 +17,7 @@ use sqlx::{Sqlite, Transaction};
 
 impl SqliteStore {
     pub(crate) async fn write_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        self.pool
+        self.writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend)
@@ -89,7 +89,7 @@ impl OrgStore for SqliteStore {
     async fn get_org(&self, id: OrgId) -> StoreResult<Option<Organization>> {
         sqlx::query_as::<_, OrgRow>("SELECT * FROM organizations WHERE id = ?")
             .bind(id.0)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await
             .map_err(backend)?
             .map(TryInto::try_into)
@@ -133,7 +133,7 @@ impl OrgStore for SqliteStore {
         // clear the organization from sessions.
         let done = sqlx::query("DELETE FROM organizations WHERE id = ?")
             .bind(id.0)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(backend)?;
         Ok(done.rows_affected() > 0)
@@ -152,7 +152,7 @@ impl OrgStore for SqliteStore {
         .bind(page.after.map(|o| o.0))
         .bind(page.after.map(|o| o.0))
         .bind(i64::from(page.limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await
         .map_err(backend)?
         .into_iter()
@@ -169,7 +169,7 @@ impl OrgStore for SqliteStore {
         )
         .bind(org.0)
         .bind(user.0)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await
         .map_err(backend)?
         .map(TryInto::try_into)
@@ -190,7 +190,7 @@ impl OrgStore for SqliteStore {
         .bind(page.after.map(|u| u.0))
         .bind(page.after.map(|u| u.0))
         .bind(i64::from(page.limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await
         .map_err(backend)?
         .into_iter()
@@ -281,7 +281,7 @@ impl OrgStore for SqliteStore {
     async fn list_roles(&self, org: OrgId) -> StoreResult<Vec<Role>> {
         sqlx::query_as::<_, RoleRow>("SELECT * FROM roles WHERE org_id = ? ORDER BY name")
             .bind(org.0)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await
             .map_err(backend)?
             .into_iter()
@@ -293,7 +293,7 @@ impl OrgStore for SqliteStore {
         sqlx::query_as::<_, RoleRow>("SELECT * FROM roles WHERE org_id = ? AND name = ?")
             .bind(org.0)
             .bind(name.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await
             .map_err(backend)?
             .map(TryInto::try_into)
@@ -309,7 +309,7 @@ impl OrgStore for SqliteStore {
         .bind(join_permissions(&r.permissions))
         .bind(millis(r.created_at))
         .bind(millis(r.updated_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)?;
         Ok(())
@@ -329,7 +329,7 @@ impl OrgStore for SqliteStore {
         .bind(millis(now))
         .bind(org.0)
         .bind(name.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(backend)?
         .map(TryInto::try_into)
@@ -412,7 +412,7 @@ impl InvitationStore for SqliteStore {
         .bind(page.after.map(|i| i.0))
         .bind(page.after.map(|i| i.0))
         .bind(i64::from(page.limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await
         .map_err(backend)?
         .into_iter()
@@ -423,7 +423,7 @@ impl InvitationStore for SqliteStore {
     async fn find_invitation(&self, hash: &TokenHash) -> StoreResult<Option<Invitation>> {
         sqlx::query_as::<_, InvitationRow>("SELECT * FROM invitations WHERE token_hash = ?")
             .bind(hash.as_bytes())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await
             .map_err(backend)?
             .map(TryInto::try_into)
@@ -443,7 +443,7 @@ impl InvitationStore for SqliteStore {
         .bind(millis(now))
         .bind(org.0)
         .bind(id.0)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)?;
         Ok(done.rows_affected() > 0)
@@ -523,7 +523,7 @@ impl ApiKeyStore for SqliteStore {
         .bind(k.scopes.join(" "))
         .bind(millis(k.created_at))
         .bind(k.expires_at.map(millis))
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await
         .map_err(backend)?
         .try_into()
@@ -532,7 +532,7 @@ impl ApiKeyStore for SqliteStore {
     async fn find_api_key(&self, hash: &TokenHash) -> StoreResult<Option<ApiKey>> {
         sqlx::query_as::<_, ApiKeyRow>("SELECT * FROM api_keys WHERE key_hash = ?")
             .bind(hash.as_bytes())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await
             .map_err(backend)?
             .map(TryInto::try_into)
@@ -542,7 +542,7 @@ impl ApiKeyStore for SqliteStore {
     async fn get_api_key(&self, id: ApiKeyId) -> StoreResult<Option<ApiKey>> {
         sqlx::query_as::<_, ApiKeyRow>("SELECT * FROM api_keys WHERE id = ?")
             .bind(id.0)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await
             .map_err(backend)?
             .map(TryInto::try_into)
@@ -566,7 +566,7 @@ impl ApiKeyStore for SqliteStore {
         .bind(page.after.map(|k| k.0))
         .bind(page.after.map(|k| k.0))
         .bind(i64::from(page.limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await
         .map_err(backend)?
         .into_iter()
@@ -579,7 +579,7 @@ impl ApiKeyStore for SqliteStore {
             sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
                 .bind(millis(now))
                 .bind(id.0)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(backend)?;
         Ok(done.rows_affected() > 0)
@@ -589,7 +589,7 @@ impl ApiKeyStore for SqliteStore {
         sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
             .bind(millis(now))
             .bind(id.0)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(backend)?;
         Ok(())

@@ -45,7 +45,7 @@ impl PasskeyStore for SqliteStore {
         .bind(&p.credential)
         .bind(&p.name)
         .bind(millis(p.created_at))
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await
         .map_err(backend)?;
         row.try_into()
@@ -55,7 +55,7 @@ impl PasskeyStore for SqliteStore {
         let rows: Vec<PasskeyRow> =
             sqlx::query_as("SELECT * FROM passkeys WHERE user_id = ? ORDER BY id")
                 .bind(user.0)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.reader)
                 .await
                 .map_err(backend)?;
         rows.into_iter().map(TryInto::try_into).collect()
@@ -68,7 +68,7 @@ impl PasskeyStore for SqliteStore {
         let row: Option<PasskeyRow> =
             sqlx::query_as("SELECT * FROM passkeys WHERE credential_id = ?")
                 .bind(credential_id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.reader)
                 .await
                 .map_err(backend)?;
         row.map(TryInto::try_into).transpose()
@@ -85,7 +85,7 @@ impl PasskeyStore for SqliteStore {
                 .bind(name)
                 .bind(id.0)
                 .bind(user.0)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.writer)
                 .await
                 .map_err(backend)?;
         row.map(TryInto::try_into).transpose()
@@ -95,7 +95,7 @@ impl PasskeyStore for SqliteStore {
         let done = sqlx::query("DELETE FROM passkeys WHERE id = ? AND user_id = ?")
             .bind(id.0)
             .bind(user.0)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(backend)?;
         Ok(done.rows_affected() == 1)
@@ -113,7 +113,7 @@ impl PasskeyStore for SqliteStore {
         .bind(credential)
         .bind(millis(now))
         .bind(id.0)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)?;
         Ok(())
@@ -155,7 +155,7 @@ impl PasskeyStore for SqliteStore {
         )
         .bind(id.0)
         .bind(kind.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(backend)?;
         Ok(row
