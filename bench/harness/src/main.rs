@@ -3,6 +3,8 @@
 //!
 //!     identsphere-bench run [--postgres URL] [--peer bench/peers/better-auth] [--secs 10]
 //!     identsphere-bench run --smoke        # CI: each scenario for a second, no errors allowed
+//!     identsphere-bench run --postgres URL --seeded   # and again on URL_seeded (seed.rs)
+//!     identsphere-bench seed --postgres URL [--users 1000000 --sessions 5000000 --orgs 100000]
 //!
 //! The load generator runs in this process and shares the cores with the
 //! server under test, as it would with wrk; the baselines are measured the
@@ -11,6 +13,7 @@ mod argon;
 mod load;
 mod procs;
 mod scenarios;
+mod seed;
 
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
@@ -47,6 +50,29 @@ enum Cmd {
         /// the harness works, not the timings.
         #[arg(long)]
         smoke: bool,
+        /// With --postgres: measure IdentSphere again on a seeded database
+        /// (the URL's database name + `_seeded`; seeded once, then reused)
+        /// and compare with the empty one.
+        #[arg(long, requires = "postgres")]
+        seeded: bool,
+        /// Rebuild the seeded database even if it holds the counts.
+        #[arg(long, requires = "seeded")]
+        reseed: bool,
+        #[command(flatten)]
+        counts: seed::Counts,
+    },
+    /// Seeds a PostgreSQL database (created and migrated if needed) with
+    /// users, sessions, organizations and what hangs off them, replacing
+    /// its users and organizations.
+    Seed {
+        /// The database URL.
+        #[arg(long)]
+        postgres: String,
+        /// The `identsphere` binary that migrates the database (default: next to this one).
+        #[arg(long)]
+        server: Option<PathBuf>,
+        #[command(flatten)]
+        counts: seed::Counts,
     },
     /// Serves the bare Axum JSON handler (the HTTP ceiling).
     Baseline {
@@ -59,16 +85,35 @@ enum Cmd {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Cmd::Baseline { port } => baseline(port),
+        Cmd::Seed {
+            postgres,
+            server,
+            counts,
+        } => {
+            let server = match server {
+                Some(s) => s,
+                None => std::env::current_exe()?.with_file_name("identsphere"),
+            };
+            println!("{}", seed::command(&postgres, &server, counts)?);
+            Ok(())
+        }
         Cmd::Run {
             secs,
             postgres,
             peer,
             server,
             smoke,
+            seeded,
+            reseed,
+            counts,
         } => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
+            let seeded = match &postgres {
+                Some(url) if seeded && !smoke => Some((seed::seeded_url(url), counts, reseed)),
+                _ => None,
+            };
             rt.block_on(suite(Suite {
                 secs: if smoke { 1 } else { secs },
                 postgres: if smoke { None } else { postgres },
@@ -78,6 +123,7 @@ fn main() -> Result<()> {
                     None => std::env::current_exe()?.with_file_name("identsphere"),
                 },
                 smoke,
+                seeded,
             }))
         }
     }
@@ -105,6 +151,8 @@ struct Suite {
     peer: Option<PathBuf>,
     server: PathBuf,
     smoke: bool,
+    /// The seeded database's URL, its counts, and whether to rebuild it.
+    seeded: Option<(String, seed::Counts, bool)>,
 }
 
 /// One row of the report.
@@ -206,6 +254,14 @@ async fn suite(s: Suite) -> Result<()> {
     let mut rows = Vec::new();
     let mut facts = Vec::new();
 
+    // Seeding takes minutes: done first, so that the empty and the seeded
+    // measurements follow each other.
+    let mut seeding = None;
+    if let Some((url, counts, reseed)) = &s.seeded {
+        eprintln!("seeded database {url}");
+        seeding = seed::ensure(url, &s.server, *counts, *reseed)?;
+    }
+
     eprintln!("raw Argon2id, {threads} threads");
     let argon = argon::hashes_per_sec(threads, Duration::from_secs(s.secs))?;
     eprintln!("  {argon:.1} hashes/s");
@@ -229,6 +285,9 @@ async fn suite(s: Suite) -> Result<()> {
     if let Some(url) = &s.postgres {
         dbs.push(Db::Postgres(url.clone()));
     }
+    if let Some((url, ..)) = &s.seeded {
+        dbs.push(Db::Seeded(url.clone()));
+    }
     for db in &dbs {
         eprintln!("IdentSphere on {}", db.name());
         let server = procs::identsphere(&s.server, db).await?;
@@ -239,7 +298,7 @@ async fn suite(s: Suite) -> Result<()> {
         facts.push(f);
     }
     if let Some(peer) = &s.peer {
-        for db in &dbs {
+        for db in dbs.iter().filter(|db| !matches!(db, Db::Seeded(_))) {
             eprintln!("better-auth on {}", db.name());
             let server = procs::better_auth(peer, db).await?;
             let label = if matches!(db, Db::Sqlite) {
@@ -257,6 +316,16 @@ async fn suite(s: Suite) -> Result<()> {
     }
 
     println!("{}", report(argon, threads, &rows, &facts));
+    if let Some((_, counts, _)) = &s.seeded {
+        println!(
+            "On {} users, {} sessions and {} organizations against the empty database:",
+            counts.users, counts.sessions, counts.orgs
+        );
+        println!("{}", seed::comparison(&rows));
+    }
+    if let Some(seeding) = seeding {
+        println!("{seeding}");
+    }
     let failed: Vec<&Row> = rows
         .iter()
         .filter(|r| {
