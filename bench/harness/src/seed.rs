@@ -156,29 +156,22 @@ fn password_hash() -> Result<String> {
         .to_string())
 }
 
-/// Users, sessions and organizations in the database (`None`: not migrated).
-fn counts(url: &str) -> Result<Option<Counts>> {
-    let migrated = query(url, "SELECT to_regclass('sessions') IS NOT NULL")?;
-    if migrated != "t" {
-        return Ok(None);
-    }
-    let out = query(
+/// What seeding with `n` marks the database with (`seed.sql` writes it
+/// as the database's comment, in the seeding transaction).
+fn marker(n: Counts) -> String {
+    format!(
+        "identsphere-bench seed: users={} sessions={} orgs={}",
+        n.users, n.sessions, n.orgs
+    )
+}
+
+/// The database's seeding marker, if any.
+fn seeded_with(url: &str) -> Result<String> {
+    query(
         url,
-        "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM sessions), \
-         (SELECT count(*) FROM organizations)",
-    )?;
-    let n: Vec<u64> = out
-        .split('|')
-        .map(|v| v.parse().context("a count"))
-        .collect::<Result<_>>()?;
-    match n[..] {
-        [users, sessions, orgs] => Ok(Some(Counts {
-            users,
-            sessions,
-            orgs,
-        })),
-        _ => bail!("unexpected counts: {out}"),
-    }
+        "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database \
+         WHERE datname = current_database()",
+    )
 }
 
 /// Removes what benchmark runs add to a seeded database: the benchmark
@@ -295,8 +288,8 @@ pub fn command(url: &str, server: &Path, n: Counts) -> Result<String> {
 }
 
 /// For `run --seeded`: makes sure the database at `url` is migrated and
-/// holds exactly `n` (seeding it, from scratch, if not or if `reseed`),
-/// without anything earlier runs added. Answers the seeding summary when it
+/// was seeded with `n` (seeding it if not, from scratch if `reseed`), and
+/// removes what earlier runs added. Answers the seeding summary when it
 /// seeded.
 pub fn ensure(url: &str, server: &Path, n: Counts, reseed: bool) -> Result<Option<String>> {
     if reseed {
@@ -306,28 +299,22 @@ pub fn ensure(url: &str, server: &Path, n: Counts, reseed: bool) -> Result<Optio
     }
     migrate(server, url)?;
     reset(url)?;
-    match counts(url)? {
-        Some(have) if have == n => {
-            eprintln!(
-                "reusing the seeded database ({} users, {} sessions, {} organizations; --reseed to rebuild it)",
-                n.users, n.sessions, n.orgs
-            );
-            Ok(None)
-        }
-        have => {
-            if let Some(have) = have.filter(|h| h.users + h.sessions + h.orgs > 0) {
-                eprintln!(
-                    "the seeded database holds {} users, {} sessions, {} organizations: reseeding",
-                    have.users, have.sessions, have.orgs
-                );
-            }
-            eprintln!(
-                "seeding {} users, {} sessions, {} organizations",
-                n.users, n.sessions, n.orgs
-            );
-            seed(url, n).map(Some)
-        }
+    let have = seeded_with(url)?;
+    if have == marker(n) {
+        eprintln!(
+            "reusing the seeded database ({} users, {} sessions, {} organizations; --reseed to rebuild it)",
+            n.users, n.sessions, n.orgs
+        );
+        return Ok(None);
     }
+    if !have.is_empty() {
+        eprintln!("the database was seeded differently ({have}): reseeding");
+    }
+    eprintln!(
+        "seeding {} users, {} sessions, {} organizations",
+        n.users, n.sessions, n.orgs
+    );
+    seed(url, n).map(Some)
 }
 
 /// Each IdentSphere scenario's throughput on the seeded database against the
@@ -380,6 +367,22 @@ mod tests {
             ("postgres://u@h/postgres", "bench_seeded")
         );
         assert!(split("postgres://u@h/Robert'); DROP").is_err());
+    }
+
+    #[test]
+    fn the_marker_is_the_one_seed_sql_writes() {
+        let n = Counts {
+            users: 1,
+            sessions: 2,
+            orgs: 3,
+        };
+        assert_eq!(
+            marker(n),
+            "identsphere-bench seed: users=1 sessions=2 orgs=3"
+        );
+        assert!(SQL.contains(
+            "'identsphere-bench seed: users=%s sessions=%s orgs=%s', :users, :sessions, :orgs"
+        ));
     }
 
     #[test]

@@ -323,5 +323,10 @@ BEGIN
   END LOOP;
 END $$;
 
+-- What `identsphere-bench run --seeded` checks before reusing the database.
+SELECT current_database() AS db,
+       format('identsphere-bench seed: users=%s sessions=%s orgs=%s', :users, :sessions, :orgs) AS marker \gset
+COMMENT ON DATABASE :"db" IS :'marker';
+
 \echo step commit
 COMMIT;
