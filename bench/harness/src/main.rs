@@ -3,7 +3,7 @@
 //!
 //!     identsphere-bench run [--postgres URL] [--peer bench/peers/better-auth] [--secs 10]
 //!     identsphere-bench run --smoke        # CI: each scenario for a second, no errors allowed
-//!     identsphere-bench run --postgres URL --seeded   # and again on URL_seeded (seed.rs)
+//!     identsphere-bench run --postgres URL --seeded [URL2]   # and again on URL_seeded or URL2 (seed.rs)
 //!     identsphere-bench seed --postgres URL [--users 1000000 --sessions 5000000 --orgs 100000]
 //!
 //! The load generator runs in this process and shares the cores with the
@@ -51,11 +51,12 @@ enum Cmd {
         #[arg(long)]
         smoke: bool,
         /// With --postgres: measure IdentSphere again on a seeded database
-        /// (the URL's database name + `_seeded`; seeded once, then reused)
-        /// and compare with the empty one.
-        #[arg(long, requires = "postgres")]
-        seeded: bool,
-        /// Rebuild the seeded database even if it holds the counts.
+        /// (this URL; by default the --postgres URL's database name +
+        /// `_seeded`), seeded once and then reused, and compare with the
+        /// empty one.
+        #[arg(long, requires = "postgres", num_args = 0..=1, value_name = "URL")]
+        seeded: Option<Option<String>>,
+        /// Rebuild the seeded database even if it was seeded with these counts.
         #[arg(long, requires = "seeded")]
         reseed: bool,
         #[command(flatten)]
@@ -110,8 +111,12 @@ fn main() -> Result<()> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            let seeded = match &postgres {
-                Some(url) if seeded && !smoke => Some((seed::seeded_url(url), counts, reseed)),
+            let seeded = match (&postgres, seeded) {
+                (Some(url), Some(seeded)) if !smoke => Some((
+                    seeded.unwrap_or_else(|| seed::seeded_url(url)),
+                    counts,
+                    reseed,
+                )),
                 _ => None,
             };
             rt.block_on(suite(Suite {
@@ -285,10 +290,10 @@ async fn suite(s: Suite) -> Result<()> {
     if let Some(url) = &s.postgres {
         dbs.push(Db::Postgres(url.clone()));
     }
-    if let Some((url, ..)) = &s.seeded {
-        dbs.push(Db::Seeded(url.clone()));
-    }
     for db in &dbs {
+        if s.seeded.is_some() && matches!(db, Db::Postgres(_)) {
+            continue; // measured in pairs with the seeded database below
+        }
         eprintln!("IdentSphere on {}", db.name());
         let server = procs::identsphere(&s.server, db).await?;
         let (r, f) = s
@@ -297,8 +302,13 @@ async fn suite(s: Suite) -> Result<()> {
         rows.extend(r);
         facts.push(f);
     }
+    if let (Some(empty), Some((seeded, ..))) = (&s.postgres, &s.seeded) {
+        let (r, f) = seed::paired(&s, empty, seeded).await?;
+        rows.extend(r);
+        facts.extend(f);
+    }
     if let Some(peer) = &s.peer {
-        for db in dbs.iter().filter(|db| !matches!(db, Db::Seeded(_))) {
+        for db in &dbs {
             eprintln!("better-auth on {}", db.name());
             let server = procs::better_auth(peer, db).await?;
             let label = if matches!(db, Db::Sqlite) {

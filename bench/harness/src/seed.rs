@@ -9,7 +9,11 @@
 //! transaction; the harness migrates the database with the server's own
 //! `identsphere migrate` first, so the schema is exactly the server's. All
 //! database access goes through `psql`, as elsewhere in the harness.
-use crate::{procs::scratch, Row};
+use crate::{
+    procs::{self, scratch, Db, Server},
+    scenarios::{self, Scenario},
+    Row, ServerFacts, Suite,
+};
 use anyhow::{bail, Context, Result};
 use argon2::{
     password_hash::{rand_core::OsRng, PasswordHasher, SaltString},
@@ -21,7 +25,7 @@ use std::{
     io::{BufRead, BufReader},
     path::Path,
     process::{Command, Stdio},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 /// The generator, run by `psql` with the counts and the password hash as variables.
@@ -315,6 +319,63 @@ pub fn ensure(url: &str, server: &Path, n: Counts, reseed: bool) -> Result<Optio
         n.users, n.sessions, n.orgs
     );
     seed(url, n).map(Some)
+}
+
+/// Measures IdentSphere's scenarios on the empty database (`empty`,
+/// recreated) and on the seeded one in pairs: both servers run, and each
+/// scenario is measured on one right after the other, the first alternating
+/// from scenario to scenario, so that on a noisy machine the ratio compares
+/// figures taken seconds apart rather than minutes. Answers the empty
+/// database's rows, then the seeded one's, and both servers' facts.
+pub async fn paired(s: &Suite, empty: &str, seeded: &str) -> Result<(Vec<Row>, Vec<ServerFacts>)> {
+    let dbs = [
+        Db::Postgres(empty.to_owned()),
+        Db::Seeded(seeded.to_owned()),
+    ];
+    eprintln!(
+        "IdentSphere on {} and {}, in pairs",
+        dbs[0].name(),
+        dbs[1].name()
+    );
+    let mut servers: Vec<Server> = Vec::new();
+    for db in &dbs {
+        servers.push(procs::identsphere(&s.server, db).await?);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle: Vec<f64> = servers.iter().map(Server::rss_mb).collect();
+    let samplers: Vec<_> = servers.iter().map(Server::sample_rss).collect();
+    let mut fixtures = Vec::new();
+    for server in &servers {
+        fixtures.push(scenarios::prepare_identsphere(&server.base).await?);
+    }
+    let mut rows: [Vec<Row>; 2] = [Vec::new(), Vec::new()];
+    for (i, &scenario) in Scenario::OURS.iter().enumerate() {
+        let order = if i % 2 == 0 { [0, 1] } else { [1, 0] };
+        for k in order {
+            eprintln!(" {}", dbs[k].name());
+            let (peak, half) = s.both(&servers[k], scenario, &fixtures[k]).await;
+            rows[k].push(Row {
+                store: dbs[k].name(),
+                scenario,
+                peak,
+                half,
+            });
+        }
+    }
+    let facts = samplers
+        .into_iter()
+        .zip(&servers)
+        .zip(&dbs)
+        .zip(idle)
+        .map(|(((sampler, server), db), idle_rss)| ServerFacts {
+            store: db.name(),
+            ready_ms: server.ready_in.as_secs_f64() * 1000.0,
+            idle_rss,
+            peak_rss: sampler.finish(),
+        })
+        .collect();
+    let [empty_rows, seeded_rows] = rows;
+    Ok((empty_rows.into_iter().chain(seeded_rows).collect(), facts))
 }
 
 /// Each IdentSphere scenario's throughput on the seeded database against the
