@@ -6,6 +6,7 @@
 #   bench/run.sh                  # 10 s per measurement
 #   BENCH_SECS=30 bench/run.sh
 #   BENCH_POSTGRES=postgres://postgres@127.0.0.1:5432/identsphere_bench bench/run.sh
+#   BENCH_SEEDED=1 bench/run.sh   # also on a seeded database (…_seeded, reused; bench/README.md)
 #
 # The PostgreSQL database named in BENCH_POSTGRES is dropped and recreated.
 set -euo pipefail
@@ -17,4 +18,5 @@ exec "$target/release/identsphere-bench" run \
   --secs "${BENCH_SECS:-10}" \
   --postgres "$pg" \
   --peer bench/peers/better-auth \
-  --server "$target/release/identsphere"
+  --server "$target/release/identsphere" \
+  ${BENCH_SEEDED:+--seeded}

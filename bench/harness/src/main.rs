@@ -4,6 +4,8 @@
 //!     identsphere-bench run [--postgres URL] [--peer bench/peers/better-auth] [--secs 10]
 //!     identsphere-bench run --smoke        # CI: each scenario for a second, no errors allowed
 //!     identsphere-bench cluster --postgres URL --redis URL [--secs 10] [--smoke]
+//!     identsphere-bench run --postgres URL --seeded [URL2]   # and again on URL_seeded or URL2 (seed.rs)
+//!     identsphere-bench seed --postgres URL [--users 1000000 --sessions 5000000 --orgs 100000]
 //!
 //! The load generator runs in this process and shares the cores with the
 //! server under test, as it would with wrk; the baselines are measured the
@@ -13,6 +15,7 @@ mod cluster;
 mod load;
 mod procs;
 mod scenarios;
+mod seed;
 
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
@@ -49,6 +52,30 @@ enum Cmd {
         /// the harness works, not the timings.
         #[arg(long)]
         smoke: bool,
+        /// With --postgres: measure IdentSphere again on a seeded database
+        /// (this URL; by default the --postgres URL's database name +
+        /// `_seeded`), seeded once and then reused, and compare with the
+        /// empty one.
+        #[arg(long, requires = "postgres", num_args = 0..=1, value_name = "URL")]
+        seeded: Option<Option<String>>,
+        /// Rebuild the seeded database even if it was seeded with these counts.
+        #[arg(long, requires = "seeded")]
+        reseed: bool,
+        #[command(flatten)]
+        counts: seed::Counts,
+    },
+    /// Seeds a PostgreSQL database (created and migrated if needed) with
+    /// users, sessions, organizations and what hangs off them, replacing
+    /// its users and organizations.
+    Seed {
+        /// The database URL.
+        #[arg(long)]
+        postgres: String,
+        /// The `identsphere` binary that migrates the database (default: next to this one).
+        #[arg(long)]
+        server: Option<PathBuf>,
+        #[command(flatten)]
+        counts: seed::Counts,
     },
     /// Three instances on one PostgreSQL and one Redis behind a round-robin
     /// client: revocation delays, shared rate-limit budgets, mixed load.
@@ -65,16 +92,39 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Cmd::Baseline { port } => baseline(port),
         Cmd::Cluster(args) => cluster::main(args),
+        Cmd::Seed {
+            postgres,
+            server,
+            counts,
+        } => {
+            let server = match server {
+                Some(s) => s,
+                None => std::env::current_exe()?.with_file_name("identsphere"),
+            };
+            println!("{}", seed::command(&postgres, &server, counts)?);
+            Ok(())
+        }
         Cmd::Run {
             secs,
             postgres,
             peer,
             server,
             smoke,
+            seeded,
+            reseed,
+            counts,
         } => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
+            let seeded = match (&postgres, seeded) {
+                (Some(url), Some(seeded)) if !smoke => Some((
+                    seeded.unwrap_or_else(|| seed::seeded_url(url)),
+                    counts,
+                    reseed,
+                )),
+                _ => None,
+            };
             rt.block_on(suite(Suite {
                 secs: if smoke { 1 } else { secs },
                 postgres: if smoke { None } else { postgres },
@@ -84,6 +134,7 @@ fn main() -> Result<()> {
                     None => std::env::current_exe()?.with_file_name("identsphere"),
                 },
                 smoke,
+                seeded,
             }))
         }
     }
@@ -111,6 +162,8 @@ struct Suite {
     peer: Option<PathBuf>,
     server: PathBuf,
     smoke: bool,
+    /// The seeded database's URL, its counts, and whether to rebuild it.
+    seeded: Option<(String, seed::Counts, bool)>,
 }
 
 /// One row of the report.
@@ -212,6 +265,14 @@ async fn suite(s: Suite) -> Result<()> {
     let mut rows = Vec::new();
     let mut facts = Vec::new();
 
+    // Seeding takes minutes: done first, so that the empty and the seeded
+    // measurements follow each other.
+    let mut seeding = None;
+    if let Some((url, counts, reseed)) = &s.seeded {
+        eprintln!("seeded database {url}");
+        seeding = seed::ensure(url, &s.server, *counts, *reseed)?;
+    }
+
     eprintln!("raw Argon2id, {threads} threads");
     let argon = argon::hashes_per_sec(threads, Duration::from_secs(s.secs))?;
     eprintln!("  {argon:.1} hashes/s");
@@ -236,6 +297,9 @@ async fn suite(s: Suite) -> Result<()> {
         dbs.push(Db::Postgres(url.clone()));
     }
     for db in &dbs {
+        if s.seeded.is_some() && matches!(db, Db::Postgres(_)) {
+            continue; // measured in pairs with the seeded database below
+        }
         eprintln!("IdentSphere on {}", db.name());
         let server = procs::identsphere(&s.server, db).await?;
         let (r, f) = s
@@ -243,6 +307,11 @@ async fn suite(s: Suite) -> Result<()> {
             .await?;
         rows.extend(r);
         facts.push(f);
+    }
+    if let (Some(empty), Some((seeded, ..))) = (&s.postgres, &s.seeded) {
+        let (r, f) = seed::paired(&s, empty, seeded).await?;
+        rows.extend(r);
+        facts.extend(f);
     }
     if let Some(peer) = &s.peer {
         for db in &dbs {
@@ -263,6 +332,16 @@ async fn suite(s: Suite) -> Result<()> {
     }
 
     println!("{}", report(argon, threads, &rows, &facts));
+    if let Some((_, counts, _)) = &s.seeded {
+        println!(
+            "On {} users, {} sessions and {} organizations against the empty database:",
+            counts.users, counts.sessions, counts.orgs
+        );
+        println!("{}", seed::comparison(&rows));
+    }
+    if let Some(seeding) = seeding {
+        println!("{seeding}");
+    }
     let failed: Vec<&Row> = rows
         .iter()
         .filter(|r| {

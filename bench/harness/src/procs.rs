@@ -165,6 +165,8 @@ pub enum Db {
     Sqlite,
     /// A PostgreSQL database, recreated empty before each server starts.
     Postgres(String),
+    /// A seeded PostgreSQL database (seed.rs), kept across servers and runs.
+    Seeded(String),
 }
 
 impl Db {
@@ -173,13 +175,25 @@ impl Db {
         match self {
             Self::Sqlite => "SQLite",
             Self::Postgres(_) => "PostgreSQL",
+            Self::Seeded(_) => crate::seed::STORE,
         }
     }
 
-    /// Drops and recreates the PostgreSQL database (through `psql`).
+    /// The PostgreSQL URL.
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            Self::Sqlite => None,
+            Self::Postgres(url) | Self::Seeded(url) => Some(url),
+        }
+    }
+
+    /// Drops and recreates the PostgreSQL database (through `psql`); on the
+    /// seeded one, removes what an earlier run added.
     pub fn recreate(&self) -> Result<()> {
-        let Self::Postgres(url) = self else {
-            return Ok(());
+        let url = match self {
+            Self::Sqlite => return Ok(()),
+            Self::Seeded(url) => return crate::seed::reset(url),
+            Self::Postgres(url) => url,
         };
         let (admin, name) = url
             .rsplit_once('/')
@@ -217,7 +231,7 @@ pub async fn identsphere(bin: &Path, db: &Db) -> Result<Server> {
         .env("IDENTSPHERE_REQUIRE_EMAIL_VERIFICATION", "false")
         .env("IDENTSPHERE_ACCESS_EXPIRY_SECS", "3600")
         .env("RUST_LOG", "warn");
-    if let Db::Postgres(url) = db {
+    if let Some(url) = db.url() {
         cmd.env("IDENTSPHERE_DATABASE_URL", url).env(
             "IDENTSPHERE_JWT_SECRET",
             "bench-secret-0123456789abcdef0123456789",
@@ -241,7 +255,7 @@ pub async fn better_auth(peer_dir: &Path, db: &Db) -> Result<Server> {
     let dir = scratch("peer")?;
     let url = match db {
         Db::Sqlite => format!("sqlite:{}", dir.join("peer.db").display()),
-        Db::Postgres(url) => url.clone(),
+        Db::Postgres(url) | Db::Seeded(url) => url.clone(),
     };
     let setup = Command::new(peer_dir.join("setup.sh"))
         .arg(&url)
