@@ -16,8 +16,12 @@
 //!
 //! Every one-time consumption starts with its write, and runs on the writer, so
 //! concurrent consumers queue instead of racing.
+//!
+//! Checkpoints run beside the writer ([`checkpoint`]), so no request waits for
+//! the WAL to be copied back and synced.
 #![deny(missing_docs)]
 
+mod checkpoint;
 mod mfa;
 mod orgs;
 mod passkeys;
@@ -38,7 +42,7 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
     SqlitePool,
 };
-use std::str::FromStr;
+use std::{str::FromStr, sync::Arc};
 
 /// A [`Store`] on a SQLite database file.
 #[derive(Debug, Clone)]
@@ -47,6 +51,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// Read-only connections for queries that write nothing.
     reader: SqlitePool,
+    /// Stops the background checkpointer when the last clone is dropped.
+    _checkpointer: Option<Arc<checkpoint::Checkpointer>>,
 }
 
 fn backend(e: sqlx::Error) -> StoreError {
@@ -78,7 +84,12 @@ impl SqliteStore {
             .clone()
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal);
+            .synchronous(SqliteSynchronous::Normal)
+            .pragma(
+                "wal_autocheckpoint",
+                checkpoint::WRITER_AUTOCHECKPOINT_PAGES,
+            )
+            .pragma("journal_size_limit", checkpoint::WAL_SIZE_LIMIT_BYTES);
         // The writer connects first: it creates the file and switches it to WAL,
         // which a read-only connection cannot do. It is never closed for being
         // idle or old, so the -wal and -shm files stay while the store lives.
@@ -101,14 +112,22 @@ impl SqliteStore {
             return Ok(Self {
                 reader: writer.clone(),
                 writer,
+                _checkpointer: None,
             });
         }
+        let checkpointer = checkpoint::Checkpointer::start(base.clone())
+            .await
+            .map_err(backend)?;
         let reader = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(base.read_only(true))
             .await
             .map_err(backend)?;
-        Ok(Self { writer, reader })
+        Ok(Self {
+            writer,
+            reader,
+            _checkpointer: Some(Arc::new(checkpointer)),
+        })
     }
 }
 
