@@ -425,39 +425,46 @@ impl SessionStore for PostgresStore {
         grace: Duration,
         now: DateTime<Utc>,
     ) -> StoreResult<RotateOutcome> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        // Concurrent rotations of one token queue on its row lock here; the losers
-        // re-check `retired_at IS NULL` after the winner commits and match nothing.
-        let retired: Option<uuid::Uuid> = sqlx::query_scalar(
-            "UPDATE refresh_tokens SET retired_at = $1
-             WHERE token_hash = $2 AND retired_at IS NULL AND expires_at > $3 RETURNING session_id",
+        // The common case is one statement, so one round trip and one commit:
+        // retire the token if it and its session are live, extend the session,
+        // insert the successor. Concurrent rotations of one token queue on its
+        // row lock in the first UPDATE; after the winner commits, the losers
+        // re-check `retired_at IS NULL`, match nothing and fall through to the
+        // grace/reuse checks below. A session revoked between the two UPDATEs
+        // fails the second one's re-check: no row, and the checks below call
+        // it invalid.
+        let rotated: Option<SessionRow> = sqlx::query_as(
+            "WITH retired AS (
+                 UPDATE refresh_tokens t SET retired_at = $1
+                 FROM sessions s
+                 WHERE t.token_hash = $2 AND t.retired_at IS NULL AND t.expires_at > $1
+                   AND s.id = t.session_id AND s.revoked_at IS NULL AND s.expires_at > $1
+                 RETURNING t.session_id
+             ), extended AS (
+                 UPDATE sessions SET last_seen_at = $1, expires_at = $3
+                 FROM retired
+                 WHERE sessions.id = retired.session_id
+                   AND sessions.revoked_at IS NULL AND sessions.expires_at > $1
+                 RETURNING sessions.*
+             ), successor AS (
+                 INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, expires_at)
+                 SELECT $4, id, $5, $6, $3 FROM extended
+             )
+             SELECT * FROM extended",
         )
         .bind(now)
         .bind(presented.as_bytes())
-        .bind(now)
-        .fetch_optional(&mut *tx)
+        .bind(successor.expires_at)
+        .bind(successor.id.0)
+        .bind(successor.hash.as_bytes())
+        .bind(successor.created_at)
+        .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        if let Some(session_id) = retired {
-            let session: Option<SessionRow> = sqlx::query_as(
-                "UPDATE sessions SET last_seen_at = $1, expires_at = $2
-                 WHERE id = $3 AND revoked_at IS NULL AND expires_at > $4 RETURNING *",
-            )
-            .bind(now)
-            .bind(successor.expires_at)
-            .bind(session_id)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend)?;
-            let Some(session) = session else {
-                tx.rollback().await.map_err(backend)?;
-                return Ok(RotateOutcome::Invalid);
-            };
-            insert_refresh(&mut tx, SessionId(session_id), successor).await?;
-            tx.commit().await.map_err(backend)?;
+        if let Some(session) = rotated {
             return Ok(RotateOutcome::Rotated(session.try_into()?));
         }
+        let mut tx = self.pool.begin().await.map_err(backend)?;
         let token: Option<(uuid::Uuid, Option<DateTime<Utc>>)> = sqlx::query_as(
             "SELECT session_id, retired_at FROM refresh_tokens WHERE token_hash = $1",
         )
