@@ -93,18 +93,32 @@ EXPLAIN (ANALYZE, BUFFERS) EXECUTE q(now(), :'key_id');
 DEALLOCATE q;
 ROLLBACK;
 
-\echo == refresh: retire the presented token (rotate_refresh_token)
+\echo == refresh: retire the presented token, extend its session, insert the successor (rotate_refresh_token, one statement)
 BEGIN;
-PREPARE q(timestamptz, bytea, timestamptz) AS UPDATE refresh_tokens SET retired_at = $1
-  WHERE token_hash = $2 AND retired_at IS NULL AND expires_at > $3 RETURNING session_id;
-EXPLAIN (ANALYZE, BUFFERS) EXECUTE q(now(), decode(:'rt_hash', 'hex'), now());
+PREPARE q(timestamptz, bytea, timestamptz, uuid, bytea, timestamptz) AS
+WITH retired AS (
+    UPDATE refresh_tokens t SET retired_at = $1
+    FROM sessions s
+    WHERE t.token_hash = $2 AND t.retired_at IS NULL AND t.expires_at > $1
+      AND s.id = t.session_id AND s.revoked_at IS NULL AND s.expires_at > $1
+    RETURNING t.session_id
+), extended AS (
+    UPDATE sessions SET last_seen_at = $1, expires_at = $3
+    FROM retired
+    WHERE sessions.id = retired.session_id
+      AND sessions.revoked_at IS NULL AND sessions.expires_at > $1
+    RETURNING sessions.*
+), successor AS (
+    INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, expires_at)
+    SELECT $4, id, $5, $6, $3 FROM extended
+)
+SELECT * FROM extended;
+EXPLAIN (ANALYZE, BUFFERS) EXECUTE q(now(), decode(:'rt_hash', 'hex'), now() + interval '30 days', gen_random_uuid(), sha256('explain'), now());
 DEALLOCATE q;
-\echo == refresh: touch the session (rotate_refresh_token)
-PREPARE q(timestamptz, timestamptz, uuid, timestamptz) AS UPDATE sessions SET last_seen_at = $1, expires_at = $2
-  WHERE id = $3 AND revoked_at IS NULL AND expires_at > $4 RETURNING *;
-EXPLAIN (ANALYZE, BUFFERS) EXECUTE q(now(), now() + interval '30 days', :'session_id', now());
-DEALLOCATE q;
-\echo == refresh: insert the successor (insert_refresh; every login too)
+ROLLBACK;
+
+\echo == login: insert the first refresh token of a session (insert_refresh)
+BEGIN;
 PREPARE q(uuid, uuid, bytea, timestamptz, timestamptz) AS INSERT INTO refresh_tokens
   (id, session_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5);
 EXPLAIN (ANALYZE, BUFFERS) EXECUTE q(gen_random_uuid(), :'session_id', sha256('explain'), now(), now() + interval '30 days');

@@ -20,7 +20,7 @@
 //! keys of a run are its own; they are removed when the part ends.
 use crate::{
     load::{client, Load, Measured},
-    procs::{free_port, scratch, Db, Server},
+    procs::{free_port, scratch, serve_command, Db, Server},
     scenarios::{self, field, Fixture, Scenario, Targets, EMAIL, PASSWORD},
 };
 use anyhow::{bail, ensure, Context, Result};
@@ -36,7 +36,6 @@ use std::{
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
-use tokio::process::Command;
 
 /// Arguments of `identsphere-bench cluster`.
 #[derive(clap::Args)]
@@ -220,19 +219,11 @@ impl Cluster {
         let start = |_| async {
             let port = free_port()?;
             let dir = scratch("cluster")?;
-            let mut cmd = Command::new(bin);
-            cmd.arg("serve")
-                .env_clear()
-                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-                .env("IDENTSPHERE_LISTEN", format!("{CLIENT_IP}:{port}"))
-                .env("IDENTSPHERE_DATA_DIR", &dir)
-                .env("IDENTSPHERE_DATABASE_URL", url)
+            let mut cmd = serve_command(bin, port, &dir);
+            cmd.env("IDENTSPHERE_DATABASE_URL", url)
                 .env("IDENTSPHERE_JWT_SECRET", &secret)
                 .env("IDENTSPHERE_REDIS_URL", redis)
-                .env("IDENTSPHERE_RATE_LIMIT_OVERRIDES", overrides)
-                .env("IDENTSPHERE_REQUIRE_EMAIL_VERIFICATION", "false")
-                .env("IDENTSPHERE_ACCESS_EXPIRY_SECS", "3600")
-                .env("RUST_LOG", "warn");
+                .env("IDENTSPHERE_RATE_LIMIT_OVERRIDES", overrides);
             Server::start(cmd, port, "/readyz", Some(dir)).await
         };
         let (a, b, c) = tokio::join!(start(0), start(1), start(2));

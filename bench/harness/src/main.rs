@@ -6,6 +6,7 @@
 //!     identsphere-bench cluster --postgres URL --redis URL [--secs 10] [--smoke]
 //!     identsphere-bench run --postgres URL --seeded [URL2]   # and again on URL_seeded or URL2 (seed.rs)
 //!     identsphere-bench seed --postgres URL [--users 1000000 --sessions 5000000 --orgs 100000]
+//!     identsphere-bench profile --scenario refresh [--postgres URL] [--rate R]   # perf, whole machine
 //!
 //! The load generator runs in this process and shares the cores with the
 //! server under test, as it would with wrk; the baselines are measured the
@@ -14,6 +15,7 @@ mod argon;
 mod cluster;
 mod load;
 mod procs;
+mod profile;
 mod scenarios;
 mod seed;
 
@@ -80,6 +82,9 @@ enum Cmd {
     /// Three instances on one PostgreSQL and one Redis behind a round-robin
     /// client: revocation delays, shared rate-limit budgets, mixed load.
     Cluster(cluster::Args),
+    /// Profiles one scenario with `perf record -a`: CPU by thread name over
+    /// the whole machine, the server's functions, PostgreSQL's functions.
+    Profile(profile::Args),
     /// Serves the bare Axum JSON handler (the HTTP ceiling).
     Baseline {
         /// Port on 127.0.0.1.
@@ -92,6 +97,7 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Cmd::Baseline { port } => baseline(port),
         Cmd::Cluster(args) => cluster::main(args),
+        Cmd::Profile(args) => profile::main(args),
         Cmd::Seed {
             postgres,
             server,
@@ -156,6 +162,11 @@ fn baseline(port: u16) -> Result<()> {
     })
 }
 
+/// The server's hashing pool has one thread per core; raw Argon2id runs on as many.
+fn hashing_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 struct Suite {
     secs: u64,
     postgres: Option<String>,
@@ -173,6 +184,10 @@ struct Row {
     peak: Measured,
     /// Latency at half the peak rate (non-hashing scenarios).
     half: Option<Measured>,
+    /// Hashing scenarios: raw Argon2id hashes/s measured just before and just
+    /// after, because this machine's speed drifts by tens of percent within
+    /// minutes (two raw runs seconds apart gave 90 and 62 hashes/s).
+    raw_around: Option<(f64, f64)>,
 }
 
 /// One server's figures besides the rows.
@@ -211,13 +226,7 @@ impl Suite {
         };
         let mut rows = Vec::new();
         for &scenario in scenarios {
-            let (peak, half) = self.both(&server, scenario, &fx).await;
-            rows.push(Row {
-                store,
-                scenario,
-                peak,
-                half,
-            });
+            rows.push(self.row(&server, store, scenario, &fx).await?);
         }
         let facts = ServerFacts {
             store: label,
@@ -226,6 +235,47 @@ impl Suite {
             peak_rss: sampler.finish(),
         };
         Ok((rows, facts))
+    }
+
+    /// Raw Argon2id hashes/s on `threads` threads (as many as the server hashes with).
+    async fn raw_argon(&self, threads: usize) -> Result<f64> {
+        let secs = self.secs;
+        tokio::task::spawn_blocking(move || {
+            argon::hashes_per_sec(threads, Duration::from_secs(secs))
+        })
+        .await?
+    }
+
+    /// One row: for a hashing scenario, raw Argon2id before, the load, raw
+    /// Argon2id after; otherwise full load, then half of the rate reached.
+    async fn row(
+        &self,
+        server: &Server,
+        store: &'static str,
+        scenario: Scenario,
+        fx: &Fixture,
+    ) -> Result<Row> {
+        let before = if scenario.hashes() {
+            Some(self.raw_argon(hashing_threads()).await?)
+        } else {
+            None
+        };
+        let (peak, half) = self.both(server, scenario, fx).await;
+        let raw_around = match before {
+            Some(before) => {
+                let after = self.raw_argon(hashing_threads()).await?;
+                eprintln!("  raw Argon2id around it: {before:.1} → {after:.1} hashes/s");
+                Some((before, after))
+            }
+            None => None,
+        };
+        Ok(Row {
+            store,
+            scenario,
+            peak,
+            half,
+            raw_around,
+        })
     }
 
     /// Full load, then (unless hashing or smoke) half of the rate reached, for latency.
@@ -261,7 +311,7 @@ impl Suite {
 }
 
 async fn suite(s: Suite) -> Result<()> {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let threads = hashing_threads();
     let mut rows = Vec::new();
     let mut facts = Vec::new();
 
@@ -274,7 +324,7 @@ async fn suite(s: Suite) -> Result<()> {
     }
 
     eprintln!("raw Argon2id, {threads} threads");
-    let argon = argon::hashes_per_sec(threads, Duration::from_secs(s.secs))?;
+    let argon = s.raw_argon(threads).await?;
     eprintln!("  {argon:.1} hashes/s");
 
     eprintln!("bare Axum JSON");
@@ -283,14 +333,8 @@ async fn suite(s: Suite) -> Result<()> {
         credential: String::new(),
         api_key: None,
     };
-    let (peak, half) = s.both(&base, Scenario::Baseline, &fx).await;
+    rows.push(s.row(&base, "-", Scenario::Baseline, &fx).await?);
     drop(base);
-    rows.push(Row {
-        store: "-",
-        scenario: Scenario::Baseline,
-        peak,
-        half,
-    });
 
     let mut dbs = vec![Db::Sqlite];
     if let Some(url) = &s.postgres {
@@ -375,7 +419,11 @@ fn report(argon: f64, threads: usize, rows: &[Row], facts: &[ServerFacts]) -> St
     for r in rows {
         let ratio = match r.scenario {
             Scenario::Login | Scenario::PeerSignIn => {
-                format!("{:.0}% of raw Argon2id", 100.0 * r.peak.rps / argon)
+                let (before, after) = r.raw_around.unwrap_or((argon, argon));
+                format!(
+                    "{:.0}% of raw Argon2id ({before:.1} → {after:.1} around it)",
+                    200.0 * r.peak.rps / (before + after)
+                )
             }
             Scenario::Baseline => "ceiling".into(),
             _ => format!("{:.0}% of bare Axum", 100.0 * r.peak.rps / ceiling),

@@ -107,6 +107,11 @@ impl Server {
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Resident memory now, in MB.
     pub fn rss_mb(&self) -> f64 {
         self.child.id().map_or(0.0, rss_mb)
@@ -215,22 +220,31 @@ impl Db {
     }
 }
 
-/// Starts `identsphere serve` on `db`, with rate limits off (load from one
-/// address would hit them) and a long access-token lifetime.
-pub async fn identsphere(bin: &Path, db: &Db) -> Result<Server> {
-    db.recreate()?;
-    let port = free_port()?;
-    let dir = scratch("server")?;
+/// `identsphere serve` on 127.0.0.1:`port` with its data in `dir`, as every
+/// benchmark runs it: a clean environment, email verification off (the
+/// harness signs in straight after signing up), one-hour access tokens and
+/// warnings only in the log. Callers add the store and limit settings.
+pub fn serve_command(bin: &Path, port: u16, dir: &Path) -> Command {
     let mut cmd = Command::new(bin);
     cmd.arg("serve")
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("IDENTSPHERE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("IDENTSPHERE_DATA_DIR", &dir)
-        .env("IDENTSPHERE_RATE_LIMITS", "off")
+        .env("IDENTSPHERE_DATA_DIR", dir)
         .env("IDENTSPHERE_REQUIRE_EMAIL_VERIFICATION", "false")
         .env("IDENTSPHERE_ACCESS_EXPIRY_SECS", "3600")
         .env("RUST_LOG", "warn");
+    cmd
+}
+
+/// Starts `identsphere serve` on `db`, with rate limits off (load from one
+/// address would hit them).
+pub async fn identsphere(bin: &Path, db: &Db) -> Result<Server> {
+    db.recreate()?;
+    let port = free_port()?;
+    let dir = scratch("server")?;
+    let mut cmd = serve_command(bin, port, &dir);
+    cmd.env("IDENTSPHERE_RATE_LIMITS", "off");
     if let Some(url) = db.url() {
         cmd.env("IDENTSPHERE_DATABASE_URL", url).env(
             "IDENTSPHERE_JWT_SECRET",

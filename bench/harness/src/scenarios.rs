@@ -13,7 +13,7 @@ pub const EMAIL: &str = "bench@example.com";
 pub const PASSWORD: &str = "correct horse battery staple";
 
 /// A scenario.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
     /// `POST /v1/auth/login`: one Argon2id verification each.
     Login,

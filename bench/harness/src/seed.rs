@@ -353,13 +353,10 @@ pub async fn paired(s: &Suite, empty: &str, seeded: &str) -> Result<(Vec<Row>, V
         let order = if i % 2 == 0 { [0, 1] } else { [1, 0] };
         for k in order {
             eprintln!(" {}", dbs[k].name());
-            let (peak, half) = s.both(&servers[k], scenario, &fixtures[k]).await;
-            rows[k].push(Row {
-                store: dbs[k].name(),
-                scenario,
-                peak,
-                half,
-            });
+            rows[k].push(
+                s.row(&servers[k], dbs[k].name(), scenario, &fixtures[k])
+                    .await?,
+            );
         }
     }
     let facts = samplers
