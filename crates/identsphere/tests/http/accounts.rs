@@ -532,19 +532,7 @@ async fn me_shows_every_change_at_once(b: Backend) {
     let token = token(&app.user("ann@example.com").await);
     for name in ["Ann Lee", "Ann"] {
         app.get_json_bearer("/v1/users/me", &token).await;
-        let r = app
-            .http
-            .patch(app.url("/v1/users/me"))
-            .bearer_auth(&token)
-            .json(&json!({ "name": name }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
-        assert_eq!(
-            app.get_json_bearer("/v1/users/me", &token).await["name"],
-            name
-        );
+        app.rename(&token, name).await;
         assert_eq!(
             app.get_json_bearer("/v1/session", &token).await["user"]["name"],
             name

@@ -5,21 +5,33 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-/// Polls `peer` until it refuses `token`; returns how long that took.
-async fn refused_after(peer: &TestApp, token: &str) -> Duration {
+/// Polls every 2 ms until `done` answers true; returns how long that took.
+/// Still false after 2 s fails the test with `stale`.
+async fn time_until<F: std::future::Future<Output = bool>>(
+    stale: &str,
+    mut done: impl FnMut() -> F,
+) -> Duration {
     let start = Instant::now();
-    loop {
-        let status = peer.get_bearer("/v1/users/me", token).await.status();
-        if status == StatusCode::UNAUTHORIZED {
-            return start.elapsed();
-        }
-        assert_eq!(status, StatusCode::OK);
+    while !done().await {
         assert!(
             start.elapsed() < Duration::from_secs(2),
-            "peer still accepts a revoked session after 2 s"
+            "{stale} after 2 s"
         );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+    start.elapsed()
+}
+
+/// Polls `peer` until it refuses `token`; returns how long that took.
+async fn refused_after(peer: &TestApp, token: &str) -> Duration {
+    time_until("peer still accepts a revoked session", || async {
+        let status = peer.get_bearer("/v1/users/me", token).await.status();
+        if status != StatusCode::UNAUTHORIZED {
+            assert_eq!(status, StatusCode::OK);
+        }
+        status == StatusCode::UNAUTHORIZED
+    })
+    .await
 }
 
 /// Three instances on one database: each in turn revokes a session (logout)
@@ -200,17 +212,10 @@ async fn key_rotation_reaches_other_instances() {
 
 /// Polls `app` until `GET /v1/users/me` shows `name`; returns how long that took.
 async fn shows_name_after(app: &TestApp, token: &str, name: &str) -> Duration {
-    let start = Instant::now();
-    loop {
-        if app.get_json_bearer("/v1/users/me", token).await["name"] == name {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(2),
-            "an instance still shows a stale profile after 2 s"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    time_until("an instance still shows a stale profile", || async {
+        app.get_json_bearer("/v1/users/me", token).await["name"] == name
+    })
+    .await
 }
 
 /// Every instance caches the users it reads (docs/revocation.md): a change made
@@ -229,27 +234,16 @@ async fn user_changes_reach_other_instances() {
         let before = b.get_json_bearer("/v1/users/me", &token).await;
         assert_eq!(a.get_json_bearer("/v1/users/me", &token).await, before);
         let name = format!("Ann {round}");
-        let r = a
-            .http
-            .patch(a.url("/v1/users/me"))
-            .bearer_auth(&token)
-            .json(&json!({ "name": name }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
         // The writer's own cache is exact at once, the peer's within the feed's delay.
-        assert_eq!(
-            a.get_json_bearer("/v1/users/me", &token).await["name"],
-            name
-        );
+        a.rename(&token, &name).await;
         delays.push(shows_name_after(&b, &token, &name).await);
     }
     eprintln!("profile change seen by the other instance: {delays:?}");
-    assert!(
-        delays.iter().all(|d| *d < Duration::from_millis(100)),
-        "{delays:?}"
-    );
+    // The same bounds as for revocations: tests hashing passwords on both
+    // cores beside this one can hold any single delivery up.
+    delays.sort();
+    assert!(delays[delays.len() / 2] < Duration::from_millis(100), "{delays:?}");
+    assert!(delays[delays.len() - 1] < Duration::from_millis(500), "{delays:?}");
 
     // An operator's UPDATE reaches both caches (a trigger announces it).
     a.sql("UPDATE users SET name = 'Operator'").await;
@@ -264,11 +258,11 @@ async fn user_changes_reach_other_instances() {
     assert!(!store.terminate_listeners().await.unwrap().is_empty());
     a.sql("UPDATE users SET name = 'Outage'").await;
     for app in [&a, &b] {
-        // While the feed is down, and once it is back, the row is read afresh.
-        assert_eq!(
-            app.get_json_bearer("/v1/users/me", &token).await["name"],
-            "Outage"
-        );
+        // The UPDATE's notice is lost with the feed. An instance learns of the
+        // outage when its connection reports the close, a moment after
+        // pg_terminate_backend returns; from then on it reads the row afresh.
+        // A cache that outlived the outage would show 'Operator' for 30 s.
+        shows_name_after(app, &token, "Outage").await;
         feed_live(app).await;
         assert_eq!(
             app.get_json_bearer("/v1/users/me", &token).await["name"],

@@ -244,6 +244,19 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Renames `token`'s user through this instance, which must show the new
+    /// name to its caller at once (its user cache forgets the row on write).
+    pub async fn rename(&self, token: &str, name: &str) {
+        let r = self
+            .patch_bearer("/v1/users/me", token, json!({ "name": name }))
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(
+            self.get_json_bearer("/v1/users/me", token).await["name"],
+            name
+        );
+    }
+
     /// Creates an organization as `token`'s user; returns its id.
     pub async fn org(&self, token: &str, name: &str) -> String {
         let r = self
