@@ -4,7 +4,10 @@
 //! that could carry an email address, a name, a token or a code, so personal
 //! data and secrets cannot reach the audit log by construction.
 use crate::{
-    ids::{ApiKeyId, AuditEventId, InvitationId, OrgId, PasskeyId, SessionId, UserId},
+    ids::{
+        ApiKeyId, AuditEventId, ClientId, ClientUserId, InvitationId, MachineTokenId, OrgId,
+        PasskeyId, SessionId, UserId,
+    },
     permissions::RoleName,
 };
 use chrono::{DateTime, Utc};
@@ -79,6 +82,15 @@ actions! {
     StepUp => "user.step_up",
     PasskeyRegistered => "passkey.registered",
     PasskeyDeleted => "passkey.deleted",
+    ClientCreated => "client.created",
+    ClientKeyRotated => "client.key_rotated",
+    ClientDeleted => "client.deleted",
+    ClientUserCreated => "client_user.created",
+    ClientUserDeleted => "client_user.deleted",
+    MachineTokenIssued => "machine_token.issued",
+    MachineTokenRefused => "machine_token.refused",
+    MachineTokenRevoked => "machine_token.revoked",
+    MasterAuthFailed => "master.auth_failed",
 }
 
 /// An opaque value that metadata may hold.
@@ -98,6 +110,13 @@ pub enum AuditValue {
     ApiKey(ApiKeyId),
     /// A passkey id (never the credential).
     Passkey(PasskeyId),
+    /// A machine client id (never its key).
+    Client(ClientId),
+    /// A machine user id (never its identifier, which a client may fill
+    /// with personal data, nor its secret).
+    ClientUser(ClientUserId),
+    /// A machine token id (its `jti`, never the token).
+    MachineToken(MachineTokenId),
     /// A count.
     Count(u64),
     /// A setting's new value (e.g. `require_mfa`).
@@ -117,6 +136,9 @@ impl AuditValue {
             Self::Invitation(id) => id.to_string(),
             Self::ApiKey(id) => id.to_string(),
             Self::Passkey(id) => id.to_string(),
+            Self::Client(id) => id.to_string(),
+            Self::ClientUser(id) => id.to_string(),
+            Self::MachineToken(id) => id.to_string(),
             Self::Count(n) => n.to_string(),
             Self::Flag(b) => b.to_string(),
             Self::Limit(k) => k.as_str().to_owned(),

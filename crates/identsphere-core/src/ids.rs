@@ -78,3 +78,16 @@ id_type!(
     /// Identifies a started WebAuthn ceremony (registration or login).
     CeremonyId
 );
+id_type!(
+    /// Identifies a machine client: an application that manages machine users
+    /// through the client API with its own key.
+    ClientId
+);
+id_type!(
+    /// Identifies a machine user of a client (the `sub` of its tokens).
+    ClientUserId
+);
+id_type!(
+    /// Identifies a stored machine token (its `jti`).
+    MachineTokenId
+);

@@ -274,6 +274,9 @@ pub enum LimitKind {
     MfaVerifyIp,
     /// MFA code checks for one user.
     MfaVerifyAccount,
+    /// Failed master-credential checks from one address (the client API's
+    /// Basic auth: a guessed password must not get many tries).
+    MasterFailuresIp,
 }
 
 impl LimitKind {
@@ -290,6 +293,7 @@ impl LimitKind {
         Self::VerificationResendAccount,
         Self::MfaVerifyIp,
         Self::MfaVerifyAccount,
+        Self::MasterFailuresIp,
     ];
 
     /// The stable name: in configuration, metrics labels and audit metadata.
@@ -306,6 +310,7 @@ impl LimitKind {
             Self::VerificationResendAccount => "verification_resend_account",
             Self::MfaVerifyIp => "mfa_verify_ip",
             Self::MfaVerifyAccount => "mfa_verify_account",
+            Self::MasterFailuresIp => "master_failures_ip",
         }
     }
 
@@ -328,6 +333,7 @@ impl LimitKind {
             Self::VerificationResendAccount => Limit::per_hour(3, 3),
             Self::MfaVerifyIp => Limit::per_minute(20, 10),
             Self::MfaVerifyAccount => Limit::per_minute(5, 5),
+            Self::MasterFailuresIp => Limit::per_minute(1, 5),
         }
     }
 }

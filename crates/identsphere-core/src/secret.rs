@@ -19,6 +19,12 @@ impl TokenHash {
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
+
+    /// Constant-time equality, for comparing a presented secret's hash with a stored one.
+    pub fn ct_eq(&self, other: &Self) -> bool {
+        use subtle::ConstantTimeEq;
+        bool::from(self.0.ct_eq(&other.0))
+    }
 }
 
 impl fmt::Debug for TokenHash {

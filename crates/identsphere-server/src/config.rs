@@ -5,6 +5,7 @@
 //!
 //! The environment comes in as an argument so tests never touch the process's.
 use identsphere::{
+    core::service::MasterCredentials,
     core::{
         rate_limit::{Limit, LimitKind},
         tokens::JwtAlg,
@@ -140,19 +141,6 @@ pub enum SecretMode {
     Throwaway,
 }
 
-/// HTTP Basic credentials of the master (client) API.
-#[derive(Debug)]
-pub struct MasterCredentials {
-    /// The user name.
-    pub username: String,
-    /// The password.
-    #[expect(
-        dead_code,
-        reason = "AuthServiceConfig has no master-credentials field yet"
-    )]
-    pub password: SecretString,
-}
-
 /// Everything the binary runs with.
 pub struct Settings {
     /// Where `serve` listens.
@@ -165,8 +153,6 @@ pub struct Settings {
     pub rate_limits: bool,
     /// Shared rate-limit budgets for several instances (also in `auth`).
     pub redis_url: Option<Url>,
-    /// The master API credentials, when both are set.
-    pub master: Option<MasterCredentials>,
     /// The library's configuration, validated.
     pub auth: AuthServiceConfig,
     /// Worth a warning at start; logged once the logger is up.
@@ -182,10 +168,6 @@ impl fmt::Debug for Settings {
             .field("rate_limits", &self.rate_limits)
             // A Redis URL may carry a password.
             .field("redis_url", &self.redis_url.as_ref().map(|_| "<redacted>"))
-            .field(
-                "master_username",
-                &self.master.as_ref().map(|m| &m.username),
-            )
             .field("auth", &self.auth)
             .finish_non_exhaustive()
     }
@@ -437,6 +419,12 @@ where
         }
     }
     auth.rate_limits.enabled = rate_limits;
+    auth.master = master_credentials(
+        &mut l,
+        toml.master_username,
+        toml.master_password,
+        toml.master_password_file,
+    )?;
     auth.validate().map_err(|e| match e.field {
         "jwt_secret" => l.error(
             e.field,
@@ -445,15 +433,6 @@ where
         field => l.error(field, e.message),
     })?;
 
-    let master = master_credentials(
-        &mut l,
-        toml.master_username,
-        toml.master_password,
-        toml.master_password_file,
-    )?;
-    if master.is_some() {
-        warnings.push("IDENTSPHERE_MASTER_USERNAME/PASSWORD are accepted but not used yet".into());
-    }
     let log_format = l.text("log_format", toml.log_format, LogFormat::from_str)?;
     if per_install && !identsphere::is_sqlite(&auth) {
         warnings.push(format!(
@@ -469,7 +448,6 @@ where
         log_format: log_format.unwrap_or(LogFormat::Text),
         rate_limits,
         redis_url,
-        master,
         auth,
         warnings,
     })

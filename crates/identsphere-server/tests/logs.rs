@@ -30,6 +30,7 @@ const EMAIL: &str = "ann.secretive@example.com";
 /// An imported user with a bcrypt hash (python bcrypt 5.0.0) of LEGACY_PASSWORD.
 const LEGACY_EMAIL: &str = "imported.person@example.com";
 const LEGACY_PASSWORD: &str = "Tr0ub4dor&3 legacy";
+const MASTER_PASSWORD: &str = "master password of the platform";
 const LEGACY_HASH: &str = "$2b$04$ayYakpr31rlJxT7O3OkvsOLnfVyKP/gNd8xEeqLRCAwD38NPIULvK";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,6 +74,8 @@ async fn no_secret_reaches_the_log() {
         .env("IDENTSPHERE_JWT_SECRET", SECRET)
         .env("IDENTSPHERE_SMTP_URL", mail.url())
         .env("IDENTSPHERE_COOKIES_SECURE", "false")
+        .env("IDENTSPHERE_MASTER_USERNAME", "platform")
+        .env("IDENTSPHERE_MASTER_PASSWORD", MASTER_PASSWORD)
         // Nothing listens there: limits fall back to this process, which the
         // log must say without showing the Redis password.
         .env(
@@ -402,6 +405,82 @@ async fn no_secret_reaches_the_log() {
     .await
     .unwrap();
     assert_eq!(r.status(), 204);
+    // The client API: the master password (right and wrong), the client key,
+    // a machine user's secret and its token stay out of the log.
+    secrets.extend([MASTER_PASSWORD.into(), "wrong master password".into()]);
+    for password in ["wrong master password", MASTER_PASSWORD] {
+        http.post(format!("{base}/v1/clients"))
+            .basic_auth("platform", Some(password))
+            .json(&json!({ "name": "fleet" }))
+            .send()
+            .await
+            .unwrap();
+    }
+    let clients: Value = http
+        .get(format!("{base}/v1/clients"))
+        .basic_auth("platform", Some(MASTER_PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let client_id = clients["items"][0]["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rotated: Value = http
+        .post(format!("{base}/v1/clients/{client_id}/rotate-key"))
+        .basic_auth("platform", Some(MASTER_PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let client_key = rotated["api_key"].as_str().unwrap().to_owned();
+    let as_client = |path: &str, body: Value| {
+        http.post(format!("{base}{path}"))
+            .header("x-api-key", &client_key)
+            .json(&body)
+            .send()
+    };
+    let machine: Value = as_client("/v1/clients/users", json!({ "identifier": "sensor-7" }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let machine_secret = machine["secret"].as_str().unwrap().to_owned();
+    as_client(
+        "/v1/tokens",
+        json!({ "identifier": "sensor-7", "secret": "iscs_wrong-secret-here" }),
+    )
+    .await
+    .unwrap();
+    let issued: Value = as_client(
+        "/v1/tokens",
+        json!({ "identifier": "sensor-7", "secret": machine_secret }),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let machine_token = issued["access_token"].as_str().unwrap().to_owned();
+    let introspected: Value = as_client("/v1/tokens/introspect", json!({ "token": machine_token }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(introspected["active"], true);
+    secrets.extend([
+        client_key.clone(),
+        machine_secret,
+        "iscs_wrong-secret-here".into(),
+        machine_token,
+    ]);
     // A 4xx with secrets in the body.
     post(
         "/v1/auth/signup",

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod cases;
+pub mod client_cases;
 pub mod mfa_cases;
 pub mod org_cases;
 pub mod passkey_cases;
@@ -15,7 +16,7 @@ pub mod passkey_cases;
 #[macro_export]
 macro_rules! conformance_tests {
     ($factory:path) => {
-        $crate::conformance_tests!(@cases $factory;
+        $crate::conformance_tests!(@in cases $factory;
             users_create_find_update,
             users_email_is_unique,
             password_hash_is_replaced_only_if_unchanged,
@@ -32,7 +33,7 @@ macro_rules! conformance_tests {
             audit_events_filter_page_and_outlive_their_actors,
             change_feed_announces_revocations_and_user_changes
         );
-        $crate::conformance_tests!(@org_cases $factory;
+        $crate::conformance_tests!(@in org_cases $factory;
             orgs_create_get_update_delete,
             org_mfa_requirement_is_stored_and_read_with_memberships,
             user_orgs_page_by_ascending_id,
@@ -50,58 +51,31 @@ macro_rules! conformance_tests {
             switching_org_keeps_other_refresh_tokens,
             api_keys_lifecycle
         );
-        $crate::conformance_tests!(@mfa_cases $factory;
+        $crate::conformance_tests!(@in mfa_cases $factory;
             totp_enrollment_confirmation_and_steps,
             concurrent_totp_step_has_one_winner,
             recovery_codes_are_used_once_even_concurrently,
             mfa_challenges_expire_count_attempts_and_are_consumed_once,
             reauthentication_sets_auth_time_and_keeps_refresh_tokens
         );
-        $crate::conformance_tests!(@passkey_cases $factory;
+        $crate::conformance_tests!(@in passkey_cases $factory;
             passkeys_lifecycle_is_scoped_by_user,
             ceremonies_are_taken_once_by_kind_before_expiry,
             concurrent_ceremony_takes_have_one_winner
         );
+        $crate::conformance_tests!(@in client_cases $factory;
+            clients_are_found_by_key_listed_and_rotated,
+            client_users_are_unique_per_client_and_scoped,
+            machine_tokens_live_while_their_user_and_client_do,
+            tokens_racing_a_user_deletion_are_never_orphaned
+        );
     };
-    (@passkey_cases $factory:path; $($case:ident),* $(,)?) => {
+    (@in $module:ident $factory:path; $($case:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $case() {
                 match $factory().await {
-                    Some(store) => $crate::passkey_cases::$case(store).await,
-                    None => eprintln!("skipped: backend not configured"),
-                }
-            }
-        )*
-    };
-    (@mfa_cases $factory:path; $($case:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $case() {
-                match $factory().await {
-                    Some(store) => $crate::mfa_cases::$case(store).await,
-                    None => eprintln!("skipped: backend not configured"),
-                }
-            }
-        )*
-    };
-    (@cases $factory:path; $($case:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $case() {
-                match $factory().await {
-                    Some(store) => $crate::cases::$case(store).await,
-                    None => eprintln!("skipped: backend not configured"),
-                }
-            }
-        )*
-    };
-    (@org_cases $factory:path; $($case:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $case() {
-                match $factory().await {
-                    Some(store) => $crate::org_cases::$case(store).await,
+                    Some(store) => $crate::$module::$case(store).await,
                     None => eprintln!("skipped: backend not configured"),
                 }
             }

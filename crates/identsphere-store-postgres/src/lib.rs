@@ -6,6 +6,7 @@
 //! `NOTIFY` so every instance's revocation cache learns of them at once.
 #![deny(missing_docs)]
 
+mod clients;
 mod mfa;
 mod orgs;
 mod passkeys;

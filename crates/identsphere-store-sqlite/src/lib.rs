@@ -22,6 +22,7 @@
 #![deny(missing_docs)]
 
 mod checkpoint;
+mod clients;
 mod mfa;
 mod orgs;
 mod passkeys;

@@ -5,11 +5,16 @@ use identsphere_core::{
     password::{HashParams, PasswordPolicy, PolicyError},
     permissions::Permission,
     rate_limit::RateLimits,
+    service::MasterCredentials,
     tokens::{JwtAlg, SigningSecret},
 };
 use secrecy::SecretString;
 use std::{net::IpAddr, sync::Arc, time::Duration};
 use url::Url;
+
+/// The shortest master password accepted: it is the one credential that
+/// reaches every client, and it is guessed over HTTP.
+pub const MASTER_PASSWORD_MIN_CHARS: usize = 16;
 
 /// A configuration value that cannot work, named by its field
 /// (the field names match the TOML keys of the binary's config file).
@@ -96,6 +101,9 @@ pub struct AuthServiceConfig {
     /// Origins besides the public URL whose pages run passkey ceremonies
     /// (the host app's front end), each on the RP id or a subdomain of it.
     pub webauthn_origins: Vec<Url>,
+    /// HTTP Basic credentials of the client API (`/v1/clients`); `None`
+    /// (the default) turns it off. The password needs 16 characters or more.
+    pub master: Option<MasterCredentials>,
 }
 
 impl std::fmt::Debug for AuthServiceConfig {
@@ -125,6 +133,7 @@ impl std::fmt::Debug for AuthServiceConfig {
                 "require_email_verification",
                 &self.require_email_verification,
             )
+            .field("master", &self.master)
             .finish_non_exhaustive()
     }
 }
@@ -160,6 +169,7 @@ impl AuthServiceConfig {
             redis_key_prefix: "identsphere:rl:".into(),
             webauthn_rp_id: None,
             webauthn_origins: Vec::new(),
+            master: None,
         }
     }
 
@@ -223,6 +233,22 @@ impl AuthServiceConfig {
                 "cookies_secure",
                 "false is allowed only when the public URL's host is localhost or a loopback address",
             ));
+        }
+        if let Some(master) = &self.master {
+            if master.username.trim().is_empty()
+                || master.username.chars().any(|c| c == ':' || c.is_control())
+            {
+                return Err(ConfigError::new(
+                    "master_username",
+                    "must not be empty, nor contain `:` or control characters (HTTP Basic)",
+                ));
+            }
+            if master.password.expose_secret().chars().count() < MASTER_PASSWORD_MIN_CHARS {
+                return Err(ConfigError::new(
+                    "master_password",
+                    format!("must be at least {MASTER_PASSWORD_MIN_CHARS} characters: it guards every client"),
+                ));
+            }
         }
         if self.audience.trim().is_empty() {
             return Err(ConfigError::new("audience", "must not be empty"));

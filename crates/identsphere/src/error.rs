@@ -41,6 +41,10 @@ pub enum ApiError {
     /// A domain outcome.
     #[error(transparent)]
     Core(#[from] CoreError),
+    /// A domain outcome of an endpoint behind HTTP Basic (the master
+    /// credentials): a 401 challenges with `Basic`, not `Bearer`.
+    #[error(transparent)]
+    Basic(CoreError),
     /// Malformed JSON or request.
     #[error("{0}")]
     BadRequest(String),
@@ -77,106 +81,8 @@ struct Parts {
 impl ApiError {
     fn parts(&self) -> Parts {
         use StatusCode as S;
-        let p = |status, code, title, detail: String| Parts {
-            status,
-            code,
-            title,
-            detail,
-            errors: None,
-            retry_after: None,
-        };
         match self {
-            Self::Core(e) => match e {
-                CoreError::InvalidCredentials => p(
-                    S::UNAUTHORIZED,
-                    "invalid_credentials",
-                    "Invalid credentials",
-                    e.to_string(),
-                ),
-                CoreError::EmailNotVerified => p(
-                    S::FORBIDDEN,
-                    "email_not_verified",
-                    "Email not verified",
-                    "verify your email address before signing in".into(),
-                ),
-                CoreError::Unauthorized => p(
-                    S::UNAUTHORIZED,
-                    "unauthorized",
-                    "Unauthorized",
-                    e.to_string(),
-                ),
-                CoreError::RefreshTokenReused => p(
-                    S::UNAUTHORIZED,
-                    "refresh_token_reused",
-                    "Refresh token reused",
-                    e.to_string(),
-                ),
-                CoreError::InvalidMfaCode => p(
-                    S::UNAUTHORIZED,
-                    "invalid_mfa_code",
-                    "Invalid verification code",
-                    e.to_string(),
-                ),
-                CoreError::InvalidMfaToken => p(
-                    S::UNAUTHORIZED,
-                    "invalid_mfa_token",
-                    "Invalid MFA login",
-                    e.to_string(),
-                ),
-                // One code for every refused sign-in, whatever the method.
-                CoreError::PasskeyRejected => p(
-                    S::UNAUTHORIZED,
-                    "invalid_credentials",
-                    "Invalid credentials",
-                    e.to_string(),
-                ),
-                CoreError::NotConfigured(m) => p(S::NOT_FOUND, "not_found", "Not found", m.clone()),
-                CoreError::MfaRequired(m) => p(
-                    S::FORBIDDEN,
-                    "mfa_required",
-                    "Multi-factor authentication required",
-                    m.clone(),
-                ),
-                CoreError::StepUpRequired => p(
-                    S::FORBIDDEN,
-                    "step_up_required",
-                    "Recent authentication required",
-                    e.to_string(),
-                ),
-                CoreError::InvalidLinkToken => p(
-                    S::BAD_REQUEST,
-                    "invalid_token",
-                    "Invalid or expired link",
-                    e.to_string(),
-                ),
-                CoreError::Validation(errors) => Parts {
-                    errors: Some(errors.clone()),
-                    ..p(
-                        S::UNPROCESSABLE_ENTITY,
-                        "validation_failed",
-                        "Validation failed",
-                        "the request has invalid fields".into(),
-                    )
-                },
-                CoreError::Forbidden(_) => p(S::FORBIDDEN, "forbidden", "Forbidden", e.to_string()),
-                CoreError::NotFound => p(S::NOT_FOUND, "not_found", "Not found", e.to_string()),
-                CoreError::Conflict(m) => p(S::CONFLICT, "conflict", "Conflict", m.clone()),
-                CoreError::RateLimited { retry_after_secs } => Parts {
-                    retry_after: Some(*retry_after_secs),
-                    ..p(
-                        S::TOO_MANY_REQUESTS,
-                        "rate_limited",
-                        "Too many requests",
-                        "slow down and retry later".into(),
-                    )
-                },
-                CoreError::Store(_) | CoreError::Internal(_) => p(
-                    S::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    "Internal error",
-                    "something went wrong on our side".into(),
-                ),
-            },
+            Self::Core(e) | Self::Basic(e) => core_parts(e),
             Self::BadRequest(m) => p(S::BAD_REQUEST, "bad_request", "Bad request", m.clone()),
             Self::UnsupportedMediaType => p(
                 S::UNSUPPORTED_MEDIA_TYPE,
@@ -207,6 +113,114 @@ impl ApiError {
     }
 }
 
+/// A problem without field errors or `Retry-After`.
+fn p(status: StatusCode, code: &'static str, title: &'static str, detail: String) -> Parts {
+    Parts {
+        status,
+        code,
+        title,
+        detail,
+        errors: None,
+        retry_after: None,
+    }
+}
+
+/// Status, code and text of each domain outcome.
+fn core_parts(e: &CoreError) -> Parts {
+    use StatusCode as S;
+    match e {
+        CoreError::InvalidCredentials => p(
+            S::UNAUTHORIZED,
+            "invalid_credentials",
+            "Invalid credentials",
+            e.to_string(),
+        ),
+        CoreError::EmailNotVerified => p(
+            S::FORBIDDEN,
+            "email_not_verified",
+            "Email not verified",
+            "verify your email address before signing in".into(),
+        ),
+        CoreError::Unauthorized => p(
+            S::UNAUTHORIZED,
+            "unauthorized",
+            "Unauthorized",
+            e.to_string(),
+        ),
+        CoreError::RefreshTokenReused => p(
+            S::UNAUTHORIZED,
+            "refresh_token_reused",
+            "Refresh token reused",
+            e.to_string(),
+        ),
+        CoreError::InvalidMfaCode => p(
+            S::UNAUTHORIZED,
+            "invalid_mfa_code",
+            "Invalid verification code",
+            e.to_string(),
+        ),
+        CoreError::InvalidMfaToken => p(
+            S::UNAUTHORIZED,
+            "invalid_mfa_token",
+            "Invalid MFA login",
+            e.to_string(),
+        ),
+        // One code for every refused sign-in, whatever the method.
+        CoreError::PasskeyRejected => p(
+            S::UNAUTHORIZED,
+            "invalid_credentials",
+            "Invalid credentials",
+            e.to_string(),
+        ),
+        CoreError::NotConfigured(m) => p(S::NOT_FOUND, "not_found", "Not found", m.clone()),
+        CoreError::MfaRequired(m) => p(
+            S::FORBIDDEN,
+            "mfa_required",
+            "Multi-factor authentication required",
+            m.clone(),
+        ),
+        CoreError::StepUpRequired => p(
+            S::FORBIDDEN,
+            "step_up_required",
+            "Recent authentication required",
+            e.to_string(),
+        ),
+        CoreError::InvalidLinkToken => p(
+            S::BAD_REQUEST,
+            "invalid_token",
+            "Invalid or expired link",
+            e.to_string(),
+        ),
+        CoreError::Validation(errors) => Parts {
+            errors: Some(errors.clone()),
+            ..p(
+                S::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                "Validation failed",
+                "the request has invalid fields".into(),
+            )
+        },
+        CoreError::Forbidden(_) => p(S::FORBIDDEN, "forbidden", "Forbidden", e.to_string()),
+        CoreError::NotFound => p(S::NOT_FOUND, "not_found", "Not found", e.to_string()),
+        CoreError::Conflict(m) => p(S::CONFLICT, "conflict", "Conflict", m.clone()),
+        CoreError::RateLimited { retry_after_secs } => Parts {
+            retry_after: Some(*retry_after_secs),
+            ..p(
+                S::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Too many requests",
+                "slow down and retry later".into(),
+            )
+        },
+        CoreError::Store(_) | CoreError::Internal(_) => p(
+            S::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "Internal error",
+            "something went wrong on our side".into(),
+        ),
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let parts = self.parts();
@@ -228,7 +242,14 @@ impl IntoResponse for ApiError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if parts.status == StatusCode::UNAUTHORIZED {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            let challenge = match self {
+                Self::Basic(_) => "Basic realm=\"identsphere\", charset=\"UTF-8\"",
+                _ => "Bearer",
+            };
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
         }
         if parts.status.is_server_error() {
             response

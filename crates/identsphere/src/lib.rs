@@ -179,6 +179,7 @@ impl AuthService {
                 rate_limits: config.rate_limits.clone(),
                 limit_key: subkey(secret.bytes(), "rate-limit-keys"),
                 passkeys: config.passkey_settings(),
+                master: config.master.clone(),
             },
         )
         .await?;

@@ -1,6 +1,7 @@
 //! The operations behind the API, free of HTTP and SQL.
 mod accounts;
 mod api_keys;
+mod clients;
 mod invitations;
 mod limits;
 mod mfa;
@@ -11,6 +12,10 @@ mod sessions;
 pub(crate) use accounts::clean_name;
 pub use accounts::{EmailChangeRequest, SignupRequest};
 pub use api_keys::{NewApiKeyRequest, API_KEY_PREFIX};
+pub use clients::{
+    IssuedMachineToken, MachinePrincipal, MasterCredentials, CLIENT_KEY_PREFIX,
+    CLIENT_SECRET_PREFIX, MACHINE_TOKEN_TTL,
+};
 pub use invitations::{AcceptInvitation, AcceptedInvitation};
 pub use limits::LimitSubject;
 pub use mfa::{MfaProof, TotpEnrollment, STEP_UP_MAX_AGE_SECS};
@@ -69,6 +74,8 @@ pub struct IdentityConfig {
     pub limit_key: [u8; 32],
     /// Where passkeys may be used.
     pub passkeys: crate::passkeys::PasskeySettings,
+    /// The client API's Basic credentials; `None` turns that API off.
+    pub master: Option<MasterCredentials>,
 }
 
 impl std::fmt::Debug for IdentityConfig {
@@ -239,22 +246,33 @@ impl Identity {
         &self.live
     }
 
-    /// Validates an access token and checks that its session is not revoked.
+    /// Checks a token's signature, algorithm, `iss`, `aud`, `exp` and claims.
     ///
     /// # Errors
-    /// `Unauthorized` for any invalid, expired or revoked token.
-    pub async fn authenticate(&self, token: &str) -> Result<Principal> {
+    /// `Unauthorized` for any invalid or expired token.
+    pub(crate) async fn verify_signature<C>(&self, token: &str) -> Result<C>
+    where
+        C: serde::de::DeserializeOwned + crate::tokens::Expiring,
+    {
         let now = self.clock.now();
-        let claims = match self.keys.verify(token, now) {
+        match self.keys.verify(token, now) {
             // Another instance may have rotated the keys since we loaded them.
             Err(CoreError::Unauthorized)
                 if self.keys.unknown_kid(token) && self.keys.stale(now, Duration::seconds(10)) =>
             {
                 self.keys.reload(self.store.as_ref(), now).await?;
-                self.keys.verify(token, now)?
+                self.keys.verify(token, now)
             }
-            other => other?,
-        };
+            other => other,
+        }
+    }
+
+    /// Validates an access token and checks that its session is not revoked.
+    ///
+    /// # Errors
+    /// `Unauthorized` for any invalid, expired or revoked token.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal> {
+        let claims: AccessClaims = self.verify_signature(token).await?;
         let session_id: SessionId = claims.sid.parse().map_err(|_| CoreError::Unauthorized)?;
         let user_id: UserId = claims.sub.parse().map_err(|_| CoreError::Unauthorized)?;
         if self.live.is_revoked(session_id).await? {
@@ -411,6 +429,7 @@ mod tests {
             rate_limits: RateLimits::default(),
             limit_key: [0; 32],
             passkeys: Default::default(),
+            master: None,
         }
     }
 

@@ -414,6 +414,63 @@ pub trait PasskeyStore: Send + Sync {
     ) -> StoreResult<Option<WebauthnCeremony>>;
 }
 
+/// Machine clients, their machine users and the tokens issued to those.
+///
+/// Deleting a client deletes its users, and deleting a user deletes its
+/// tokens: a token is valid only while its record exists.
+#[async_trait]
+pub trait ClientStore: Send + Sync {
+    /// Stores a client.
+    async fn create_client(&self, client: &NewClient) -> StoreResult<Client>;
+    /// A client by id.
+    async fn get_client(&self, id: ClientId) -> StoreResult<Option<Client>>;
+    /// The client whose current key has this hash.
+    async fn find_client_by_key(&self, key_hash: &TokenHash) -> StoreResult<Option<Client>>;
+    /// Clients by ascending id after the cursor.
+    async fn list_clients(&self, page: PageRequest<ClientId>) -> StoreResult<Vec<Client>>;
+    /// Replaces a client's key (the old one stops working at once); `None`
+    /// when there is no such client.
+    async fn replace_client_key(
+        &self,
+        id: ClientId,
+        key_prefix: &str,
+        key_hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Client>>;
+    /// Deletes a client with its users and their tokens; `false` when it did not exist.
+    async fn delete_client(&self, id: ClientId) -> StoreResult<bool>;
+    /// Stores a machine user. `Conflict { constraint: "client_users_identifier" }`
+    /// when the client has a user with that identifier.
+    async fn create_client_user(&self, user: &NewClientUser) -> StoreResult<ClientUser>;
+    /// One of `client`'s users by identifier.
+    async fn find_client_user(
+        &self,
+        client: ClientId,
+        identifier: &str,
+    ) -> StoreResult<Option<ClientUser>>;
+    /// `client`'s users by ascending id after the cursor.
+    async fn list_client_users(
+        &self,
+        client: ClientId,
+        page: PageRequest<ClientUserId>,
+    ) -> StoreResult<Vec<ClientUser>>;
+    /// Deletes one of `client`'s users with its tokens; `false` when it has no such user.
+    async fn delete_client_user(&self, client: ClientId, id: ClientUserId) -> StoreResult<bool>;
+    /// Stores a token for a user of `token.client_id`; `false` (nothing
+    /// stored) when that user no longer exists, for instance deleted while
+    /// its secret was being checked.
+    async fn create_machine_token(&self, token: &NewMachineToken) -> StoreResult<bool>;
+    /// A token by id, whatever its state.
+    async fn get_machine_token(&self, id: MachineTokenId) -> StoreResult<Option<MachineToken>>;
+    /// Revokes one of `client`'s tokens; `false` when it has no such unrevoked token.
+    async fn revoke_machine_token(
+        &self,
+        client: ClientId,
+        id: MachineTokenId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+}
+
 /// Everything IdentSphere stores.
 #[async_trait]
 pub trait Store:
@@ -427,6 +484,7 @@ pub trait Store:
     + ApiKeyStore
     + MfaStore
     + PasskeyStore
+    + ClientStore
     + std::fmt::Debug
 {
     /// Checks that the database answers.

@@ -625,3 +625,105 @@ pub struct WebauthnCeremony {
     /// The `webauthn-rs` state.
     pub state: String,
 }
+
+/// A machine client to insert.
+#[derive(Debug, Clone)]
+pub struct NewClient {
+    /// Id.
+    pub id: ClientId,
+    /// Label.
+    pub name: String,
+    /// The first characters of its key, to tell keys apart in lists.
+    pub key_prefix: String,
+    /// SHA-256 of its key.
+    pub key_hash: TokenHash,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A machine client as stored (its key only as a hash, which is not returned).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    /// Id.
+    pub id: ClientId,
+    /// Label.
+    pub name: String,
+    /// The first characters of its current key.
+    pub key_prefix: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// When its key was last replaced.
+    pub key_rotated_at: Option<DateTime<Utc>>,
+}
+
+/// A machine user to insert.
+#[derive(Debug, Clone)]
+pub struct NewClientUser {
+    /// Id.
+    pub id: ClientUserId,
+    /// Its client.
+    pub client_id: ClientId,
+    /// The name it signs in with, unique within its client.
+    pub identifier: String,
+    /// SHA-256 of its secret (a 256-bit random token, so a fast hash suffices).
+    pub secret_hash: TokenHash,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A machine user as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientUser {
+    /// Id.
+    pub id: ClientUserId,
+    /// Its client.
+    pub client_id: ClientId,
+    /// The name it signs in with.
+    pub identifier: String,
+    /// SHA-256 of its secret.
+    pub secret_hash: TokenHash,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A machine token to insert for a client user.
+#[derive(Debug, Clone)]
+pub struct NewMachineToken {
+    /// Id (the token's `jti`).
+    pub id: MachineTokenId,
+    /// The machine user it is issued to.
+    pub user_id: ClientUserId,
+    /// The user's client.
+    pub client_id: ClientId,
+    /// Issue time.
+    pub created_at: DateTime<Utc>,
+    /// Expiry.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A machine token as stored: the server's record of a signed token, which
+/// is valid only while this record exists, is unrevoked and unexpired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineToken {
+    /// Id (the token's `jti`).
+    pub id: MachineTokenId,
+    /// The machine user it was issued to.
+    pub user_id: ClientUserId,
+    /// The user's client.
+    pub client_id: ClientId,
+    /// The user's identifier.
+    pub identifier: String,
+    /// Issue time.
+    pub created_at: DateTime<Utc>,
+    /// Expiry.
+    pub expires_at: DateTime<Utc>,
+    /// When it was revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl MachineToken {
+    /// Not revoked and not expired at `now`.
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at > now
+    }
+}

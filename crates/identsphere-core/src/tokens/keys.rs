@@ -1,6 +1,6 @@
 //! Signing keys: one HS256 secret, or stored, rotatable RS256/EdDSA key pairs
 //! published in the JWKS.
-use super::AccessClaims;
+use super::Expiring;
 use crate::{
     error::{CoreError, Result},
     store::{KeyStore, SigningKeyRecord},
@@ -234,18 +234,25 @@ impl KeyRing {
     ///
     /// # Errors
     /// Only when the key is unusable.
-    pub fn sign(&self, claims: &AccessClaims) -> Result<String> {
+    pub fn sign<C: serde::Serialize>(&self, claims: &C) -> Result<String> {
         let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
         let mut header = Header::new(self.alg.algorithm());
         header.kid = keys.signing.0.clone();
         encode(&header, claims, &keys.signing.1).map_err(internal)
     }
 
-    /// Validates signature, algorithm, `iss`, `aud` and `exp` (against `now`).
+    /// Validates signature, algorithm, `iss`, `aud` and `exp` (against `now`),
+    /// and that the token has every claim of `C`: an access token lacks a
+    /// machine token's `client_id`, a machine token an access token's `sid`,
+    /// so neither passes for the other.
     ///
     /// # Errors
     /// `Unauthorized` for any invalid token; `Internal` never.
-    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims> {
+    pub fn verify<C: serde::de::DeserializeOwned + Expiring>(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<C> {
         let header = decode_header(token).map_err(|_| CoreError::Unauthorized)?;
         // No algorithm switching: a token must use exactly the configured algorithm.
         if header.alg != self.alg.algorithm() {
@@ -264,9 +271,9 @@ impl KeyRing {
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         // Expiry is checked against the injected clock below.
         validation.validate_exp = false;
-        let data = decode::<AccessClaims>(token, &verifier.key, &validation)
-            .map_err(|_| CoreError::Unauthorized)?;
-        if data.claims.exp <= now.timestamp() {
+        let data =
+            decode::<C>(token, &verifier.key, &validation).map_err(|_| CoreError::Unauthorized)?;
+        if data.claims.exp() <= now.timestamp() {
             return Err(CoreError::Unauthorized);
         }
         Ok(data.claims)
@@ -387,6 +394,7 @@ fn generate_key(alg: JwtAlg, now: DateTime<Utc>) -> Result<SigningKeyRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tokens::AccessClaims;
 
     fn claims(now: DateTime<Utc>) -> AccessClaims {
         AccessClaims {
@@ -420,8 +428,10 @@ mod tests {
         let now = Utc::now();
         let r = ring(now);
         let t = r.sign(&claims(now)).unwrap();
-        assert_eq!(r.verify(&t, now).unwrap(), claims(now));
-        assert!(r.verify(&t, now + Duration::seconds(900)).is_err());
+        assert_eq!(r.verify::<AccessClaims>(&t, now).unwrap(), claims(now));
+        assert!(r
+            .verify::<AccessClaims>(&t, now + Duration::seconds(900))
+            .is_err());
     }
 
     #[test]
@@ -430,14 +440,16 @@ mod tests {
         let r = ring(now);
         let mut c = claims(now);
         c.aud = "other".into();
-        assert!(r.verify(&r.sign(&c).unwrap(), now).is_err());
+        assert!(r.verify::<AccessClaims>(&r.sign(&c).unwrap(), now).is_err());
         let mut c = claims(now);
         c.iss = "http://evil".into();
-        assert!(r.verify(&r.sign(&c).unwrap(), now).is_err());
+        assert!(r.verify::<AccessClaims>(&r.sign(&c).unwrap(), now).is_err());
         // alg=none
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
         let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(now)).unwrap());
-        assert!(r.verify(&format!("{header}.{body}."), now).is_err());
+        assert!(r
+            .verify::<AccessClaims>(&format!("{header}.{body}."), now)
+            .is_err());
         // HS384 with the same secret
         let t = encode(
             &Header::new(Algorithm::HS384),
@@ -445,14 +457,14 @@ mod tests {
             &EncodingKey::from_secret(&[b'x'; 32]),
         )
         .unwrap();
-        assert!(r.verify(&t, now).is_err());
+        assert!(r.verify::<AccessClaims>(&t, now).is_err());
     }
 
     proptest::proptest! {
         #[test]
         fn arbitrary_strings_never_verify(s in ".{0,300}") {
             let now = Utc::now();
-            proptest::prop_assert!(ring(now).verify(&s, now).is_err());
+            proptest::prop_assert!(ring(now).verify::<AccessClaims>(&s, now).is_err());
         }
 
         #[test]
@@ -467,7 +479,7 @@ mod tests {
                 let tampered = String::from_utf8_lossy(&bytes).into_owned();
                 // Base64 has a few equivalent encodings of the last character, so a
                 // change may decode to the same bytes; such a token is still valid.
-                if let Ok(c) = r.verify(&tampered, now) {
+                if let Ok(c) = r.verify::<AccessClaims>(&tampered, now) {
                     proptest::prop_assert_eq!(c, claims(now));
                 }
             }

@@ -258,12 +258,25 @@ fn master_credentials_come_in_pairs() {
     assert_eq!(e.name, "IDENTSPHERE_MASTER_PASSWORD");
     let both = [
         ("IDENTSPHERE_MASTER_USERNAME", "admin"),
-        ("IDENTSPHERE_MASTER_PASSWORD", "hunter22"),
+        ("IDENTSPHERE_MASTER_PASSWORD", "correct horse battery"),
     ];
     assert_eq!(
-        load_in(&dir, None, &both).unwrap().master.unwrap().username,
+        load_in(&dir, None, &both)
+            .unwrap()
+            .auth
+            .master
+            .unwrap()
+            .username,
         "admin"
     );
+    // The one credential that reaches every client must not be guessable.
+    let short = [
+        ("IDENTSPHERE_MASTER_USERNAME", "admin"),
+        ("IDENTSPHERE_MASTER_PASSWORD", "hunter2hunter2"),
+    ];
+    let e = err_in(&dir, None, &short);
+    assert_eq!(e.name, "IDENTSPHERE_MASTER_PASSWORD");
+    assert!(e.message.contains("16 characters"), "{}", e.message);
 }
 
 #[test]
@@ -347,10 +360,16 @@ fn debug_shows_no_secret() {
         ("IDENTSPHERE_SMTP_URL", "smtps://user:smtppass@mail:465"),
         ("IDENTSPHERE_REDIS_URL", "redis://:redispass@cache:6379"),
         ("IDENTSPHERE_MASTER_USERNAME", "admin"),
-        ("IDENTSPHERE_MASTER_PASSWORD", "masterpass"),
+        ("IDENTSPHERE_MASTER_PASSWORD", "masterpass-0123456789"),
     ];
     let debug = format!("{:?}", load_in(&dir, None, &vars).unwrap());
-    for secret in [SECRET, "dbpass", "smtppass", "redispass", "masterpass"] {
+    for secret in [
+        SECRET,
+        "dbpass",
+        "smtppass",
+        "redispass",
+        "masterpass-0123456789",
+    ] {
         assert!(!debug.contains(secret), "{secret} in {debug}");
     }
 }

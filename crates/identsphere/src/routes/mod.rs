@@ -1,12 +1,14 @@
 //! The HTTP surface: one module per resource, merged here with the layers.
 pub mod api_keys;
 pub mod auth;
+pub mod clients;
 pub mod health;
 pub mod invitations;
 pub mod mfa;
 pub mod organizations;
 pub mod passkeys;
 pub mod sessions;
+pub mod tokens;
 pub mod users;
 pub mod wellknown;
 
@@ -41,6 +43,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "users", description = "The caller's account"),
         (name = "organizations", description = "Organizations, members, roles, invitations and the audit log. Another organization's ids answer 404. In an organization with `require_mfa`, sessions not signed in with a second factor get 403 `mfa_required` (API keys are not affected)"),
         (name = "api-keys", description = "Scoped API keys (`isk_…`), shown once"),
+        (name = "clients", description = "The client API. The platform operator registers clients with the master credentials (HTTP Basic; the API answers 404 while they are not configured); a client, with its key (`x-api-key: isck_…`), creates machine users (identifier + secret `iscs_…`, shown once) and exchanges their credentials for machine tokens: JWTs that the server accepts only while their stored record is unrevoked, so check them with the server (`POST /v1/tokens/introspect`), not a JWKS alone"),
         (name = "operations", description = "Health, keys and this document"),
     )
 )]
@@ -68,6 +71,24 @@ impl Modify for SecuritySchemes {
             ))),
         );
         components.add_security_scheme(
+            "master",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "IDENTSPHERE_MASTER_USERNAME and IDENTSPHERE_MASTER_PASSWORD",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "client_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                crate::extract::API_KEY_HEADER,
+                "A client's key (`isck_…`), from POST /v1/clients",
+            ))),
+        );
+        components.add_security_scheme(
             "api_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 crate::extract::API_KEY_HEADER,
@@ -88,6 +109,8 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(invitations::router())
         .merge(invitations::router_public())
         .merge(api_keys::router())
+        .merge(clients::router())
+        .merge(tokens::router())
         .merge(wellknown::router())
         .merge(health::router())
 }
@@ -126,7 +149,7 @@ pub fn router(state: AppState) -> Router {
                 // The matched route, never the raw URI: query strings may hold tokens.
                 .make_span_with(|req: &Request| {
                     let path = req.extensions().get::<MatchedPath>().map_or("<unmatched>", MatchedPath::as_str);
-                    tracing::info_span!("request", method = %req.method(), path, user.id = tracing::field::Empty)
+                    tracing::info_span!("request", method = %req.method(), path, user.id = tracing::field::Empty, client.id = tracing::field::Empty)
                 })
                 .on_request(())
                 .on_response(|res: &Response, latency: Duration, _: &Span| {

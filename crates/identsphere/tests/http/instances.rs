@@ -242,8 +242,14 @@ async fn user_changes_reach_other_instances() {
     // The same bounds as for revocations: tests hashing passwords on both
     // cores beside this one can hold any single delivery up.
     delays.sort();
-    assert!(delays[delays.len() / 2] < Duration::from_millis(100), "{delays:?}");
-    assert!(delays[delays.len() - 1] < Duration::from_millis(500), "{delays:?}");
+    assert!(
+        delays[delays.len() / 2] < Duration::from_millis(100),
+        "{delays:?}"
+    );
+    assert!(
+        delays[delays.len() - 1] < Duration::from_millis(500),
+        "{delays:?}"
+    );
 
     // An operator's UPDATE reaches both caches (a trigger announces it).
     a.sql("UPDATE users SET name = 'Operator'").await;
@@ -269,4 +275,71 @@ async fn user_changes_reach_other_instances() {
             "Outage"
         );
     }
+}
+
+/// Machine tokens are checked against the database on every use (SECURITY
+/// rule 9): one revoked through one instance is refused by another on the
+/// very next request, with no feed involved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn machine_token_revocation_needs_no_feed() {
+    let master = |c: &mut identsphere::AuthServiceConfig| {
+        c.master = Some(identsphere::core::service::MasterCredentials {
+            username: "platform".into(),
+            password: "a master password for tests".to_owned().into(),
+        });
+    };
+    let Some(a) = TestApp::spawn_with(Backend::Postgres, master).await else {
+        return;
+    };
+    let b = a.spawn_peer_with(master).await;
+    let client: Value = a
+        .http
+        .post(a.url("/v1/clients"))
+        .basic_auth("platform", Some("a master password for tests"))
+        .json(&json!({ "name": "fleet" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = client["api_key"].as_str().unwrap();
+    let post = |app: &TestApp, path: &str, body: Value| {
+        app.http
+            .post(app.url(path))
+            .header("x-api-key", key)
+            .json(&body)
+            .send()
+    };
+    let user: Value = post(&a, "/v1/clients/users", json!({ "identifier": "s" }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token: Value = post(
+        &b,
+        "/v1/tokens",
+        json!({ "identifier": "s", "secret": user["secret"] }),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let active = |app: &TestApp| {
+        let token = token["access_token"].clone();
+        let req = post(app, "/v1/tokens/introspect", json!({ "token": token }));
+        async move { req.await.unwrap().json::<Value>().await.unwrap()["active"].clone() }
+    };
+    assert_eq!(active(&b).await, true);
+    let r = a
+        .http
+        .delete(a.url(&format!("/v1/tokens/{}", token["id"].as_str().unwrap())))
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(active(&b).await, false);
 }

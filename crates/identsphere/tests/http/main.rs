@@ -10,6 +10,7 @@ mod accounts;
 mod api_keys;
 mod audit;
 mod bad_input;
+mod clients;
 mod instances;
 mod invitations;
 mod mfa;

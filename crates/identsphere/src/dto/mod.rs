@@ -8,6 +8,10 @@ use identsphere_core::{
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
+mod clients;
+
+pub use clients::*;
+
 /// A user (API.md §2).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserResponse {

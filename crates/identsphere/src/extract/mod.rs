@@ -19,6 +19,10 @@ use identsphere_core::{
 use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
 
+mod clients;
+
+pub use clients::{ClientKey, Machine, Master};
+
 /// A JSON body. Rejections are problem+json: 415 for another content type,
 /// 413 past the body limit (enforced while reading), 400 for malformed JSON,
 /// 422 with the offending field for well-formed JSON of the wrong shape.
