@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole benchmark in one run (docs/BENCHMARKS.md): raw Argon2id, a bare
-# Axum JSON handler, IdentSphere's scenarios on SQLite and PostgreSQL, and
-# better-auth on both, each server started fresh. Prints a Markdown report.
+# Axum JSON handler, IdentSphere's scenarios on SQLite and PostgreSQL,
+# better-auth on both, and npm oidc-provider's client_credentials (token
+# issuance), each server started fresh. Prints a Markdown report.
 #
 #   bench/run.sh                  # 10 s per measurement
 #   BENCH_SECS=30 bench/run.sh
@@ -18,5 +19,6 @@ exec "$target/release/identsphere-bench" run \
   --secs "${BENCH_SECS:-10}" \
   --postgres "$pg" \
   --peer bench/peers/better-auth \
+  --oidc-peer bench/peers/oidc-provider \
   --server "$target/release/identsphere" \
   ${BENCH_SEEDED:+--seeded}

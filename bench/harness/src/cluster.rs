@@ -525,11 +525,12 @@ fn distribution(label: &str, delays: &[Duration]) -> String {
 
 /// The mixed load's scenarios: connections, and a pace for logins (they
 /// hash, so they come now and then rather than saturate the cores).
-const MIX: [(Scenario, usize, Option<f64>); 5] = [
+const MIX: [(Scenario, usize, Option<f64>); 6] = [
     (Scenario::Refresh, 8, None),
     (Scenario::MeBearer, 8, None),
     (Scenario::MeCookie, 8, None),
     (Scenario::ApiKey, 4, None),
+    (Scenario::Tokens, 4, None),
     (Scenario::Login, 2, Some(4.0)),
 ];
 
@@ -552,9 +553,8 @@ async fn mixed_load(c: &Cluster, fx: &Fixture, secs: u64) -> Result<(Vec<LoadRow
         }
     });
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let [a, b, c_, d, e] = runs;
     let load = async {
-        let rows = tokio::join!(a, b, c_, d, e);
+        let rows = futures::future::join_all(runs).await;
         let _ = stop.send(true);
         rows
     };
@@ -563,8 +563,8 @@ async fn mixed_load(c: &Cluster, fx: &Fixture, secs: u64) -> Result<(Vec<LoadRow
         tokio::time::sleep(Duration::from_millis(300)).await;
         revocation_until(&c.bases, &fx.credential, None, &stopped).await
     };
-    let ((a, b, c_, d, e), revoked) = tokio::join!(load, revocations);
-    Ok((vec![a, b, c_, d, e], revoked?))
+    let (rows, revoked) = tokio::join!(load, revocations);
+    Ok((rows, revoked?))
 }
 
 fn load_table(rows: &[LoadRow]) -> String {

@@ -1,7 +1,8 @@
 //! `identsphere-bench`: every figure of docs/BENCHMARKS.md in one run, so
 //! that ratios compare numbers taken minutes apart on the same noisy machine.
 //!
-//!     identsphere-bench run [--postgres URL] [--peer bench/peers/better-auth] [--secs 10]
+//!     identsphere-bench run [--postgres URL] [--peer bench/peers/better-auth]
+//!                           [--oidc-peer bench/peers/oidc-provider] [--secs 10]
 //!     identsphere-bench run --smoke        # CI: each scenario for a second, no errors allowed
 //!     identsphere-bench cluster --postgres URL --redis URL [--secs 10] [--smoke]
 //!     identsphere-bench run --postgres URL --seeded [URL2]   # and again on URL_seeded or URL2 (seed.rs)
@@ -47,6 +48,10 @@ enum Cmd {
         /// The better-auth peer's directory (bench/peers/better-auth).
         #[arg(long)]
         peer: Option<PathBuf>,
+        /// The oidc-provider peer's directory (bench/peers/oidc-provider):
+        /// client_credentials token issuance, compared with `POST /v1/tokens`.
+        #[arg(long)]
+        oidc_peer: Option<PathBuf>,
         /// The `identsphere` binary (default: next to this one).
         #[arg(long)]
         server: Option<PathBuf>,
@@ -114,6 +119,7 @@ fn main() -> Result<()> {
             secs,
             postgres,
             peer,
+            oidc_peer,
             server,
             smoke,
             seeded,
@@ -135,6 +141,7 @@ fn main() -> Result<()> {
                 secs: if smoke { 1 } else { secs },
                 postgres: if smoke { None } else { postgres },
                 peer: if smoke { None } else { peer },
+                oidc_peer: if smoke { None } else { oidc_peer },
                 server: match server {
                     Some(s) => s,
                     None => std::env::current_exe()?.with_file_name("identsphere"),
@@ -171,6 +178,7 @@ struct Suite {
     secs: u64,
     postgres: Option<String>,
     peer: Option<PathBuf>,
+    oidc_peer: Option<PathBuf>,
     server: PathBuf,
     smoke: bool,
     /// The seeded database's URL, its counts, and whether to rebuild it.
@@ -219,8 +227,10 @@ impl Suite {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let idle_rss = server.rss_mb();
         let sampler = server.sample_rss();
-        let fx = if scenarios.contains(&Scenario::Login) {
+        let fx = if scenarios.iter().any(|s| s.ours()) {
             scenarios::prepare_identsphere(&server.base).await?
+        } else if scenarios.contains(&Scenario::PeerClientCredentials) {
+            Fixture::none()
         } else {
             scenarios::prepare_peer(&server.base).await?
         };
@@ -329,11 +339,10 @@ async fn suite(s: Suite) -> Result<()> {
 
     eprintln!("bare Axum JSON");
     let base = procs::baseline().await?;
-    let fx = Fixture {
-        credential: String::new(),
-        api_key: None,
-    };
-    rows.push(s.row(&base, "-", Scenario::Baseline, &fx).await?);
+    rows.push(
+        s.row(&base, "-", Scenario::Baseline, &Fixture::none())
+            .await?,
+    );
     drop(base);
 
     let mut dbs = vec![Db::Sqlite];
@@ -348,6 +357,21 @@ async fn suite(s: Suite) -> Result<()> {
         let server = procs::identsphere(&s.server, db).await?;
         let (r, f) = s
             .server_run(server, db.name(), db.name(), &Scenario::OURS)
+            .await?;
+        rows.extend(r);
+        facts.push(f);
+    }
+    // Token issuance signed as the peer signs (RS256), on servers of its own.
+    for db in &dbs {
+        eprintln!("IdentSphere on {}, RS256", db.name());
+        let server = procs::identsphere_signing(&s.server, db, "RS256").await?;
+        let label = if matches!(db, Db::Sqlite) {
+            "SQLite, RS256"
+        } else {
+            "PostgreSQL, RS256"
+        };
+        let (r, f) = s
+            .server_run(server, db.name(), label, &[Scenario::TokensRs256])
             .await?;
         rows.extend(r);
         facts.push(f);
@@ -373,6 +397,21 @@ async fn suite(s: Suite) -> Result<()> {
             rows.extend(r);
             facts.push(f);
         }
+    }
+
+    if let Some(dir) = &s.oidc_peer {
+        eprintln!("oidc-provider (in memory)");
+        let server = procs::oidc_provider(dir).await?;
+        let (r, f) = s
+            .server_run(
+                server,
+                "-",
+                "oidc-provider (in memory)",
+                &[Scenario::PeerClientCredentials],
+            )
+            .await?;
+        rows.extend(r);
+        facts.push(f);
     }
 
     println!("{}", report(argon, threads, &rows, &facts));
@@ -429,11 +468,15 @@ fn report(argon: f64, threads: usize, rows: &[Row], facts: &[ServerFacts]) -> St
             _ => format!("{:.0}% of bare Axum", 100.0 * r.peak.rps / ceiling),
         };
         let versus = match r.scenario {
-            Scenario::Login => peer(r.store, Scenario::PeerSignIn),
-            Scenario::MeCookie => peer(r.store, Scenario::PeerSession),
+            Scenario::Login => peer(r.store, Scenario::PeerSignIn).map(|p| (p, "better-auth")),
+            Scenario::MeCookie => peer(r.store, Scenario::PeerSession).map(|p| (p, "better-auth")),
+            // The peer keeps no database: compared with every store.
+            Scenario::TokensRs256 => {
+                peer("-", Scenario::PeerClientCredentials).map(|p| (p, "oidc-provider"))
+            }
             _ => None,
         }
-        .map(|p| format!("; {:.1}× better-auth", r.peak.rps / p))
+        .map(|(p, name)| format!("; {:.1}× {name}", r.peak.rps / p))
         .unwrap_or_default();
         let half = r.half.as_ref().map_or("-".into(), |h| {
             format!("{:.2} (at {:.0}/s)", h.p99_ms, h.rps)

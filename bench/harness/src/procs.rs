@@ -233,6 +233,8 @@ pub fn serve_command(bin: &Path, port: u16, dir: &Path) -> Command {
         .env("IDENTSPHERE_DATA_DIR", dir)
         .env("IDENTSPHERE_REQUIRE_EMAIL_VERIFICATION", "false")
         .env("IDENTSPHERE_ACCESS_EXPIRY_SECS", "3600")
+        .env("IDENTSPHERE_MASTER_USERNAME", crate::scenarios::MASTER.0)
+        .env("IDENTSPHERE_MASTER_PASSWORD", crate::scenarios::MASTER.1)
         .env("RUST_LOG", "warn");
     cmd
 }
@@ -240,11 +242,17 @@ pub fn serve_command(bin: &Path, port: u16, dir: &Path) -> Command {
 /// Starts `identsphere serve` on `db`, with rate limits off (load from one
 /// address would hit them).
 pub async fn identsphere(bin: &Path, db: &Db) -> Result<Server> {
+    identsphere_signing(bin, db, "HS256").await
+}
+
+/// [`identsphere`], signing tokens with `alg` (`HS256`, `RS256`, `EdDSA`).
+pub async fn identsphere_signing(bin: &Path, db: &Db, alg: &str) -> Result<Server> {
     db.recreate()?;
     let port = free_port()?;
     let dir = scratch("server")?;
     let mut cmd = serve_command(bin, port, &dir);
-    cmd.env("IDENTSPHERE_RATE_LIMITS", "off");
+    cmd.env("IDENTSPHERE_RATE_LIMITS", "off")
+        .env("IDENTSPHERE_JWT_ALG", alg);
     if let Some(url) = db.url() {
         cmd.env("IDENTSPHERE_DATABASE_URL", url).env(
             "IDENTSPHERE_JWT_SECRET",
@@ -285,4 +293,26 @@ pub async fn better_auth(peer_dir: &Path, db: &Db) -> Result<Server> {
         .env("PEER_DB", &url)
         .env("PEER_PORT", port.to_string());
     Server::start(cmd, port, "/api/auth/ok", Some(dir)).await
+}
+
+/// Starts the oidc-provider peer (bench/peers/oidc-provider), installing its
+/// pinned packages first if they are missing. It keeps no database.
+pub async fn oidc_provider(peer_dir: &Path) -> Result<Server> {
+    if !peer_dir.join("node_modules/oidc-provider").exists() {
+        let install = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(peer_dir)
+            .stdout(Stdio::null())
+            .status()
+            .await
+            .context("running npm ci for oidc-provider")?;
+        if !install.success() {
+            bail!("npm ci in {} failed", peer_dir.display());
+        }
+    }
+    let port = free_port()?;
+    let mut cmd = Command::new("node");
+    cmd.arg(peer_dir.join("server.mjs"))
+        .env("PORT", port.to_string());
+    Server::start(cmd, port, "/.well-known/openid-configuration", None).await
 }

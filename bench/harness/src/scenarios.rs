@@ -12,6 +12,9 @@ pub const EMAIL: &str = "bench@example.com";
 /// Its password.
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// The benchmark servers' master credentials (the client API).
+pub const MASTER: (&str, &str) = ("bench", "bench master password");
+
 /// A scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
@@ -25,23 +28,36 @@ pub enum Scenario {
     MeCookie,
     /// `GET /v1/users/me` with an API key (`x-api-key`, scope `users:read`).
     ApiKey,
+    /// `POST /v1/tokens`: a machine user's credentials for a stored token,
+    /// signed with the server's default (HS256).
+    Tokens,
+    /// The same on a server signing with RS256, as the peer below does.
+    TokensRs256,
     /// The bare Axum JSON handler.
     Baseline,
     /// better-auth: `POST /api/auth/sign-in/email`.
     PeerSignIn,
     /// better-auth: `GET /api/auth/get-session` with its session cookie.
     PeerSession,
+    /// npm oidc-provider: `POST /token`, OAuth client_credentials, RS256 JWT.
+    PeerClientCredentials,
 }
 
 impl Scenario {
     /// IdentSphere's scenarios, in report order.
-    pub const OURS: [Self; 5] = [
+    pub const OURS: [Self; 6] = [
         Self::Login,
         Self::Refresh,
         Self::MeBearer,
         Self::MeCookie,
         Self::ApiKey,
+        Self::Tokens,
     ];
+
+    /// Whether this is one of IdentSphere's scenarios (not a baseline or peer).
+    pub fn ours(self) -> bool {
+        Self::OURS.contains(&self) || self == Self::TokensRs256
+    }
 
     /// The name in reports.
     pub fn name(self) -> &'static str {
@@ -51,9 +67,12 @@ impl Scenario {
             Self::MeBearer => "GET /v1/users/me, Bearer",
             Self::MeCookie => "GET /v1/users/me, cookie",
             Self::ApiKey => "GET /v1/users/me, API key",
+            Self::Tokens => "POST /v1/tokens, HS256",
+            Self::TokensRs256 => "POST /v1/tokens, RS256",
             Self::Baseline => "bare Axum JSON",
             Self::PeerSignIn => "better-auth sign-in",
             Self::PeerSession => "better-auth get-session",
+            Self::PeerClientCredentials => "oidc-provider client_credentials, RS256",
         }
     }
 
@@ -80,6 +99,21 @@ pub struct Fixture {
     pub credential: String,
     /// An API key with scope `users:read` (IdentSphere only).
     pub api_key: Option<String>,
+    /// A client key and one of its machine users' identifier and secret
+    /// (IdentSphere only).
+    pub machine: Option<(String, String, String)>,
+}
+
+impl Fixture {
+    /// For servers that need no credentials (the baseline, oidc-provider's
+    /// client is configured in its script).
+    pub fn none() -> Self {
+        Self {
+            credential: String::new(),
+            api_key: None,
+            machine: None,
+        }
+    }
 }
 
 /// Where a scenario's requests go: one server, or several in turn (round
@@ -167,9 +201,24 @@ pub async fn prepare_identsphere(base: &str) -> Result<Fixture> {
         .send()
         .await?;
     let key = field(&ok_json(r, "creating an API key").await?, "key")?;
+    let r = http
+        .post(format!("{base}/v1/clients"))
+        .basic_auth(MASTER.0, Some(MASTER.1))
+        .json(&json!({ "name": "bench" }))
+        .send()
+        .await?;
+    let client_key = field(&ok_json(r, "creating a client").await?, "api_key")?;
+    let r = http
+        .post(format!("{base}/v1/clients/users"))
+        .header("x-api-key", &client_key)
+        .json(&json!({ "identifier": "bench-machine" }))
+        .send()
+        .await?;
+    let secret = field(&ok_json(r, "creating a machine user").await?, "secret")?;
     Ok(Fixture {
         credential: access,
         api_key: Some(key),
+        machine: Some((client_key, "bench-machine".into(), secret)),
     })
 }
 
@@ -195,6 +244,7 @@ pub async fn prepare_peer(base: &str) -> Result<Fixture> {
     Ok(Fixture {
         credential: cookies.join("; "),
         api_key: None,
+        machine: None,
     })
 }
 
@@ -230,6 +280,39 @@ pub async fn measure_on(
                 move |c| {
                     let i = t.pick();
                     let req = c.post(&urls[i]).header("origin", &t.bases[i]).json(&body);
+                    async move { (c.clone(), success(req).await) }
+                },
+            )
+            .await
+        }
+        Scenario::Tokens | Scenario::TokensRs256 => {
+            let urls = t.urls("/v1/tokens");
+            let (key, identifier, secret) = fx.machine.clone().unwrap_or_default();
+            let body = json!({ "identifier": identifier, "secret": secret });
+            run(
+                load,
+                |_| async { client() },
+                move |c| {
+                    let req = c
+                        .post(&urls[t.pick()])
+                        .header("x-api-key", &key)
+                        .json(&body);
+                    async move { (c.clone(), success(req).await) }
+                },
+            )
+            .await
+        }
+        Scenario::PeerClientCredentials => {
+            let urls = t.urls("/token");
+            let form = [("grant_type", "client_credentials"), ("scope", "api")];
+            run(
+                load,
+                |_| async { client() },
+                move |c| {
+                    let req = c
+                        .post(&urls[t.pick()])
+                        .basic_auth("bench", Some("bench-secret-0123456789"))
+                        .form(&form);
                     async move { (c.clone(), success(req).await) }
                 },
             )
