@@ -46,8 +46,12 @@ pub struct Args {
 const FREQUENCY: &str = "499";
 
 pub fn main(args: Args) -> Result<()> {
-    if !Scenario::OURS.contains(&args.scenario) {
-        bail!("profile runs IdentSphere's scenarios: {:?}", Scenario::OURS);
+    if !args.scenario.ours() {
+        bail!(
+            "profile runs IdentSphere's scenarios: {:?} and {:?}",
+            Scenario::OURS,
+            Scenario::TokensRs256
+        );
     }
     let perf_works = Command::new("perf")
         .arg("--version")
@@ -85,7 +89,12 @@ pub fn main(args: Args) -> Result<()> {
         .build()?;
     let scenario = args.scenario;
     let (measured, server_pid) = rt.block_on(async {
-        let server = procs::identsphere(&server_bin, &db).await?;
+        let alg = if scenario == Scenario::TokensRs256 {
+            "RS256"
+        } else {
+            "HS256"
+        };
+        let server = procs::identsphere_signing(&server_bin, &db, alg).await?;
         let fx = scenarios::prepare_identsphere(&server.base).await?;
         let load = |secs| Load {
             connections: scenario.connections(),
