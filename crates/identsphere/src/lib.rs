@@ -146,12 +146,14 @@ impl AuthService {
         let keys = match config.jwt_alg {
             JwtAlg::Hs256 => KeyRing::hs256(&secret, &issuer, &config.audience, now),
             alg => {
+                // A retired key stays published while tokens it signed may
+                // still be valid: machine tokens live up to 30 days.
                 KeyRing::asymmetric(
                     alg,
                     store.as_ref(),
                     &issuer,
                     &config.audience,
-                    access_ttl,
+                    access_ttl.max(identsphere_core::service::MACHINE_TOKEN_TTL),
                     now,
                 )
                 .await?

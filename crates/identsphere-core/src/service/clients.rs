@@ -381,15 +381,18 @@ impl Identity {
             self.refuse_machine_token(client, Some(user.id), meta).await;
             return Err(CoreError::InvalidCredentials);
         }
-        let access_token = self.keys.sign(&MachineClaims {
-            iss: self.config.issuer(),
-            sub: token.user_id.to_string(),
-            aud: self.config.audience.clone(),
-            exp: token.expires_at.timestamp(),
-            iat: token.created_at.timestamp(),
-            jti: token.id.to_string(),
-            client_id: token.client_id.to_string(),
-        })?;
+        self.refresh_keys_if_stale().await;
+        let access_token = self
+            .sign(MachineClaims {
+                iss: self.config.issuer(),
+                sub: token.user_id.to_string(),
+                aud: self.config.audience.clone(),
+                exp: token.expires_at.timestamp(),
+                iat: token.created_at.timestamp(),
+                jti: token.id.to_string(),
+                client_id: token.client_id.to_string(),
+            })
+            .await?;
         Ok(IssuedMachineToken {
             token,
             access_token,

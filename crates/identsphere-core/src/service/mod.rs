@@ -151,7 +151,9 @@ pub struct Identity {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     hasher: PasswordHasher,
-    keys: KeyRing,
+    keys: Arc<KeyRing>,
+    /// Bounds asymmetric signatures in flight to one per core.
+    signing: Arc<tokio::sync::Semaphore>,
     live: LiveCache,
     mailer: Arc<dyn Mailer>,
     config: IdentityConfig,
@@ -199,7 +201,10 @@ impl Identity {
             store,
             clock,
             hasher,
-            keys,
+            keys: Arc::new(keys),
+            signing: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
             live,
             mailer,
             config,
@@ -348,6 +353,36 @@ impl Identity {
         if let Err(e) = self.store.append_audit(&event).await {
             tracing::error!(action = action.as_str(), error = %e, "appending an audit event failed");
         }
+    }
+
+    /// Signs `claims` with the newest key. An RS256 signature costs about a
+    /// millisecond of CPU (EdDSA tens of microseconds): asymmetric signing
+    /// runs on the blocking pool, one signature per core at a time, so that
+    /// it never holds up the async workers and the requests they serve.
+    /// HS256 costs microseconds and is signed in place.
+    pub(crate) async fn sign<C>(&self, claims: C) -> Result<String>
+    where
+        C: serde::Serialize + Send + 'static,
+    {
+        if self.keys.alg() == crate::tokens::JwtAlg::Hs256 {
+            return self.keys.sign(&claims);
+        }
+        let permit = self
+            .signing
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| CoreError::Internal(e.to_string()))?;
+        let keys = self.keys.clone();
+        // The permit goes with the signature: the next one starts as soon as
+        // this one ends, not when a worker gets round to this task again.
+        tokio::task::spawn_blocking(move || {
+            let signed = keys.sign(&claims);
+            drop(permit);
+            signed
+        })
+        .await
+        .map_err(|e| CoreError::Internal(e.to_string()))?
     }
 
     /// Signs with the newest key: another instance may have rotated the keys

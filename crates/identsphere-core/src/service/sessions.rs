@@ -290,7 +290,7 @@ impl Identity {
             act: None,
         };
         Ok(IssuedTokens {
-            access_token: self.keys.sign(&claims)?,
+            access_token: self.sign(claims).await?,
             expires_in: self.config.access_ttl.num_seconds(),
             refresh_token,
             refresh_expires_in: self.config.refresh_ttl.num_seconds(),

@@ -230,6 +230,11 @@ impl KeyRing {
         Ok(key.kid)
     }
 
+    /// The signing algorithm.
+    pub fn alg(&self) -> JwtAlg {
+        self.alg
+    }
+
     /// Signs `claims`.
     ///
     /// # Errors

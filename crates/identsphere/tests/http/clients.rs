@@ -791,3 +791,44 @@ async fn machine_tokens_verify_against_the_jwks() {
     assert_eq!(verified.jwt_id.as_deref(), issued["id"].as_str());
     assert!(verified.custom["client_id"].is_string());
 }
+
+/// A rotated signing key stays published, and its machine tokens valid, for
+/// as long as they live (30 days), not just an access token's 15 minutes
+/// (SECURITY rule 3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn machine_tokens_outlive_a_key_rotation() {
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let c = clock.clone();
+    let Some(app) = TestApp::spawn_with(Backend::Sqlite, |cfg| {
+        with_master(cfg);
+        cfg.jwt_alg = JwtAlg::EdDsa;
+        cfg.clock = c;
+    })
+    .await
+    else {
+        return;
+    };
+    let (key, _, issued) = fleet(&app).await;
+    let old_kid = header_kid(access(&issued));
+    let new_kid = app.service.rotate_signing_key().await.unwrap();
+    clock.advance(chrono::Duration::hours(1));
+    // A second rotation prunes keys retired too long ago: not this one.
+    app.service.rotate_signing_key().await.unwrap();
+    let jwks: Value = app.get_json("/.well-known/jwks.json").await;
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(kids.contains(&old_kid.as_str()) && kids.contains(&new_kid.as_str()));
+    assert_eq!(
+        introspect(&app, &key, access(&issued)).await["active"],
+        true
+    );
+    clock.advance(chrono::Duration::days(30));
+    assert_eq!(
+        introspect(&app, &key, access(&issued)).await["active"],
+        false
+    );
+}
