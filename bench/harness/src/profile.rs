@@ -134,7 +134,7 @@ pub fn main(args: Args) -> Result<()> {
     )?;
     report(
         &data,
-        "IdentSphere's functions (self time, share of the server's samples)",
+        "IdentSphere's functions (self time, share of all samples on the machine)",
         &["--pid", &server_pid.to_string(), "--sort", "dso,sym"],
         0.7,
     )?;
