@@ -40,6 +40,12 @@ pub fn random_token(prefix: &str) -> String {
     format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// What lists show of a secret to tell it from its siblings: its kind's
+/// `prefix` and six characters, far too few to guess the rest from.
+pub fn shown_prefix(secret: &str, prefix: &str) -> String {
+    secret.chars().take(prefix.chars().count() + 6).collect()
+}
+
 /// Keyed derivation of a token from another one (HMAC-SHA256).
 ///
 /// Used for the refresh-token chain: the successor of a token is derived from
@@ -79,6 +85,13 @@ pub fn constant_time_eq(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_show_the_kind_and_six_characters() {
+        let key = random_token("isck_");
+        assert_eq!(shown_prefix(&key, "isck_"), key[..11]);
+        assert_eq!(shown_prefix("isk_ab", "isk_"), "isk_ab");
+    }
 
     #[test]
     fn random_tokens_are_unique_and_prefixed() {

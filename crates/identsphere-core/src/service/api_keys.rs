@@ -8,7 +8,7 @@ use crate::{
     error::{CoreError, Result},
     ids::{ApiKeyId, OrgId},
     permissions::{Permission, Permissions, CATALOGUE},
-    secret::{random_token, TokenHash},
+    secret::{random_token, shown_prefix, TokenHash},
     store::{ApiKey, ApiKeyOwner, NewApiKey, PageRequest},
     FieldError,
 };
@@ -109,7 +109,7 @@ impl Identity {
                 user_id: principal.user_id,
                 org_id: req.org_id,
                 name,
-                prefix: secret.chars().take(API_KEY_PREFIX.len() + 6).collect(),
+                prefix: shown_prefix(&secret, API_KEY_PREFIX),
                 hash: TokenHash::of(&secret),
                 scopes,
                 created_at: now,

@@ -19,7 +19,7 @@ use crate::{
     error::{CoreError, Result},
     ids::{ClientId, ClientUserId, MachineTokenId},
     rate_limit::LimitKind,
-    secret::{random_token, TokenHash},
+    secret::{random_token, shown_prefix, TokenHash},
     store::{
         Client, ClientUser, MachineToken, NewClient, NewClientUser, NewMachineToken, PageRequest,
         StoreError,
@@ -59,13 +59,6 @@ impl std::fmt::Debug for MasterCredentials {
     }
 }
 
-/// A machine token as the server knows it after checking it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MachinePrincipal {
-    /// The token's record.
-    pub token: MachineToken,
-}
-
 /// A token just issued: its record and the signed token, shown once.
 #[derive(Debug, Clone)]
 pub struct IssuedMachineToken {
@@ -73,10 +66,6 @@ pub struct IssuedMachineToken {
     pub token: MachineToken,
     /// The JWT to present as `Authorization: Bearer`.
     pub access_token: String,
-}
-
-fn sha256(text: &str) -> TokenHash {
-    TokenHash::of(text)
 }
 
 impl Identity {
@@ -105,8 +94,9 @@ impl Identity {
         }
         // Fixed-length digests compared in constant time, both of them always,
         // so neither the length nor which half was wrong shows in the timing.
-        let user_ok = sha256(username).ct_eq(&sha256(&master.username));
-        let pass_ok = sha256(password).ct_eq(&sha256(master.password.expose_secret()));
+        let user_ok = TokenHash::of(username).ct_eq(&TokenHash::of(&master.username));
+        let pass_ok =
+            TokenHash::of(password).ct_eq(&TokenHash::of(master.password.expose_secret()));
         if user_ok & pass_ok {
             return Ok(());
         }
@@ -138,7 +128,7 @@ impl Identity {
             .create_client(&NewClient {
                 id: ClientId::new(),
                 name,
-                key_prefix: key_prefix(&key),
+                key_prefix: shown_prefix(&key, CLIENT_KEY_PREFIX),
                 key_hash: TokenHash::of(&key),
                 created_at: self.clock.now(),
             })
@@ -177,7 +167,7 @@ impl Identity {
             .store
             .replace_client_key(
                 id,
-                &key_prefix(&key),
+                &shown_prefix(&key, CLIENT_KEY_PREFIX),
                 &TokenHash::of(&key),
                 self.clock.now(),
             )
@@ -422,7 +412,7 @@ impl Identity {
     ///
     /// # Errors
     /// `Unauthorized` for any invalid, expired, revoked or deleted token.
-    pub async fn authenticate_machine(&self, token: &str) -> Result<MachinePrincipal> {
+    pub async fn authenticate_machine(&self, token: &str) -> Result<MachineToken> {
         let claims: MachineClaims = self.verify_signature(token).await?;
         let id: MachineTokenId = claims.jti.parse().map_err(|_| CoreError::Unauthorized)?;
         let now = self.clock.now();
@@ -438,10 +428,10 @@ impl Identity {
         {
             return Err(CoreError::Unauthorized);
         }
-        Ok(MachinePrincipal { token: record })
+        Ok(record)
     }
 
-    /// What `client` may learn of a token (RFC 7662 style): the principal
+    /// What `client` may learn of a token (RFC 7662 style): its record
     /// when the token is active and issued to one of its users, else `None`,
     /// without saying why.
     ///
@@ -451,9 +441,9 @@ impl Identity {
         &self,
         client: &Client,
         token: &str,
-    ) -> Result<Option<MachinePrincipal>> {
+    ) -> Result<Option<MachineToken>> {
         match self.authenticate_machine(token).await {
-            Ok(p) if p.token.client_id == client.id => Ok(Some(p)),
+            Ok(t) if t.client_id == client.id => Ok(Some(t)),
             Ok(_) | Err(CoreError::Unauthorized) => Ok(None),
             Err(e) => Err(e),
         }
@@ -493,11 +483,6 @@ fn client_metadata(client: ClientId) -> AuditMetadata {
     AuditMetadata::default().with("client_id", AuditValue::Client(client))
 }
 
-/// Shown in lists to tell keys apart: the prefix and six characters.
-fn key_prefix(key: &str) -> String {
-    key.chars().take(CLIENT_KEY_PREFIX.len() + 6).collect()
-}
-
 /// 1–128 characters, none of them whitespace or control characters, kept as given.
 fn parse_identifier(raw: &str) -> Result<String> {
     if raw.is_empty() || raw.chars().count() > 128 {
@@ -527,12 +512,5 @@ mod tests {
         assert!(parse_identifier("a\u{7}").is_err());
         assert!(parse_identifier(&"x".repeat(129)).is_err());
         assert!(parse_identifier(&"é".repeat(128)).is_ok());
-    }
-
-    #[test]
-    fn keys_show_a_short_prefix_only() {
-        let key = random_token(CLIENT_KEY_PREFIX);
-        assert_eq!(key_prefix(&key).len(), CLIENT_KEY_PREFIX.len() + 6);
-        assert!(key.starts_with(&key_prefix(&key)));
     }
 }

@@ -13,8 +13,8 @@ pub(crate) use accounts::clean_name;
 pub use accounts::{EmailChangeRequest, SignupRequest};
 pub use api_keys::{NewApiKeyRequest, API_KEY_PREFIX};
 pub use clients::{
-    IssuedMachineToken, MachinePrincipal, MasterCredentials, CLIENT_KEY_PREFIX,
-    CLIENT_SECRET_PREFIX, MACHINE_TOKEN_TTL,
+    IssuedMachineToken, MasterCredentials, CLIENT_KEY_PREFIX, CLIENT_SECRET_PREFIX,
+    MACHINE_TOKEN_TTL,
 };
 pub use invitations::{AcceptInvitation, AcceptedInvitation};
 pub use limits::LimitSubject;

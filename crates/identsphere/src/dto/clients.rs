@@ -1,8 +1,8 @@
 //! Bodies of the client API: clients, machine users and machine tokens.
 use chrono::{DateTime, Utc};
 use identsphere_core::{
-    service::{IssuedMachineToken, MachinePrincipal},
-    store::{Client, ClientUser},
+    service::IssuedMachineToken,
+    store::{Client, ClientUser, MachineToken},
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -150,7 +150,7 @@ pub struct IntrospectBody {
 /// What a client may learn of a token, in RFC 7662's names. An inactive
 /// token (invalid, expired, revoked, deleted, or another client's) is
 /// `{"active": false}` and nothing more.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Default, Serialize, ToSchema)]
 pub struct IntrospectionResponse {
     /// Whether the token is valid now.
     pub active: bool,
@@ -177,18 +177,20 @@ pub struct IntrospectionResponse {
     pub token_type: Option<&'static str>,
 }
 
-impl From<Option<MachinePrincipal>> for IntrospectionResponse {
-    fn from(p: Option<MachinePrincipal>) -> Self {
-        let t = p.map(|p| p.token);
+impl From<Option<MachineToken>> for IntrospectionResponse {
+    fn from(token: Option<MachineToken>) -> Self {
+        let Some(t) = token else {
+            return Self::default();
+        };
         Self {
-            active: t.is_some(),
-            jti: t.as_ref().map(|t| t.id.to_string()),
-            sub: t.as_ref().map(|t| t.user_id.to_string()),
-            username: t.as_ref().map(|t| t.identifier.clone()),
-            client_id: t.as_ref().map(|t| t.client_id.to_string()),
-            iat: t.as_ref().map(|t| t.created_at.timestamp()),
-            exp: t.as_ref().map(|t| t.expires_at.timestamp()),
-            token_type: t.as_ref().map(|_| "Bearer"),
+            active: true,
+            jti: Some(t.id.to_string()),
+            sub: Some(t.user_id.to_string()),
+            username: Some(t.identifier),
+            client_id: Some(t.client_id.to_string()),
+            iat: Some(t.created_at.timestamp()),
+            exp: Some(t.expires_at.timestamp()),
+            token_type: Some("Bearer"),
         }
     }
 }

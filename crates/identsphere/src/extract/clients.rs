@@ -1,14 +1,17 @@
 //! Extractors of the client API: the master credentials (HTTP Basic), a
 //! client's key (`x-api-key: isck_…`) and a machine token (`Authorization:
 //! Bearer`, for host apps that serve machine users).
-use super::{ClientMeta, API_KEY_HEADER};
+use super::{bearer, ClientMeta, API_KEY_HEADER};
 use crate::{error::ApiError, state::AppState};
 use axum::{
     extract::{FromRef, FromRequestParts},
     http::{header, request::Parts, HeaderMap},
 };
 use base64::{engine::general_purpose::STANDARD, Engine};
-use identsphere_core::{service::MachinePrincipal, store::Client, CoreError};
+use identsphere_core::{
+    store::{Client, MachineToken},
+    CoreError,
+};
 
 /// A request authenticated with the master credentials (`Authorization:
 /// Basic`). Refusals are 401 with a `Basic` challenge; wrong guesses count
@@ -30,8 +33,8 @@ pub struct ClientKey(pub Client);
 /// use axum::{routing::get, Router};
 /// use identsphere::{extract::Machine, AppState};
 ///
-/// async fn whoami(Machine(m): Machine) -> String {
-///     m.token.identifier
+/// async fn whoami(Machine(token): Machine) -> String {
+///     token.identifier
 /// }
 ///
 /// fn routes(state: AppState) -> Router {
@@ -39,7 +42,7 @@ pub struct ClientKey(pub Client);
 /// }
 /// ```
 #[derive(Debug, Clone)]
-pub struct Machine(pub MachinePrincipal);
+pub struct Machine(pub MachineToken);
 
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -105,18 +108,11 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .ok_or(CoreError::Unauthorized)?;
-        let principal = AppState::from_ref(state)
+        let token = bearer(&parts.headers)?.ok_or(CoreError::Unauthorized)?;
+        let token = AppState::from_ref(state)
             .identity
             .authenticate_machine(token)
             .await?;
-        Ok(Self(principal))
+        Ok(Self(token))
     }
 }

@@ -134,14 +134,23 @@ pub(crate) enum Credential {
 /// The `x-api-key` header (API.md §3).
 pub const API_KEY_HEADER: &str = "x-api-key";
 
+/// The token of `Authorization: Bearer`; `None` without that header, an
+/// error when it is there but malformed or of another scheme.
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| CoreError::Unauthorized)?;
+    let (scheme, token) = value.split_once(' ').ok_or(CoreError::Unauthorized)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(CoreError::Unauthorized.into());
+    }
+    Ok(Some(token.trim()))
+}
+
 pub(crate) fn credential(headers: &HeaderMap, jar: &CookieJar) -> Result<Credential, ApiError> {
-    if let Some(value) = headers.get(header::AUTHORIZATION) {
-        let value = value.to_str().map_err(|_| CoreError::Unauthorized)?;
-        let (scheme, token) = value.split_once(' ').ok_or(CoreError::Unauthorized)?;
-        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-            return Err(CoreError::Unauthorized.into());
-        }
-        return Ok(Credential::Bearer(token.trim().to_owned()));
+    if let Some(token) = bearer(headers)? {
+        return Ok(Credential::Bearer(token.to_owned()));
     }
     if let Some(value) = headers.get(API_KEY_HEADER) {
         let key = value.to_str().map_err(|_| CoreError::Unauthorized)?.trim();

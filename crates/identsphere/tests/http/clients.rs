@@ -3,9 +3,8 @@
 //! against their stored record on every use (SECURITY rule 9).
 use crate::support::*;
 use identsphere::{
-    core::{audit::AuditAction, clock::ManualClock, service::MachinePrincipal, tokens::JwtAlg},
+    core::{audit::AuditAction, clock::ManualClock, tokens::JwtAlg},
     extract::Machine,
-    AuthServiceConfig,
 };
 use jwt_simple::prelude::*;
 use reqwest::{Method, Response, StatusCode};
@@ -26,16 +25,6 @@ both_stores!(
     host_apps_accept_machine_tokens_with_the_extractor,
     the_client_api_is_audited_with_ids_only,
 );
-
-const MASTER_USER: &str = "platform";
-const MASTER_PASSWORD: &str = "a master password for tests";
-
-fn with_master(c: &mut AuthServiceConfig) {
-    c.master = Some(identsphere::core::service::MasterCredentials {
-        username: MASTER_USER.into(),
-        password: MASTER_PASSWORD.to_owned().into(),
-    });
-}
 
 async fn spawn(b: Backend) -> Option<TestApp> {
     TestApp::spawn_with(b, with_master).await
@@ -679,8 +668,7 @@ async fn host_apps_accept_machine_tokens_with_the_extractor(b: Backend) {
     };
     let (key, _, issued) = fleet(&app).await;
     // A host route behind the library's extractor, on the same service state.
-    async fn whoami(Machine(m): Machine) -> String {
-        let MachinePrincipal { token } = m;
+    async fn whoami(Machine(token): Machine) -> String {
         token.identifier
     }
     let host = axum::Router::new()

@@ -283,20 +283,14 @@ async fn user_changes_reach_other_instances() {
 /// very next request, with no feed involved.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn machine_token_revocation_needs_no_feed() {
-    let master = |c: &mut identsphere::AuthServiceConfig| {
-        c.master = Some(identsphere::core::service::MasterCredentials {
-            username: "platform".into(),
-            password: "a master password for tests".to_owned().into(),
-        });
-    };
-    let Some(a) = TestApp::spawn_with(Backend::Postgres, master).await else {
+    let Some(a) = TestApp::spawn_with(Backend::Postgres, with_master).await else {
         return;
     };
-    let b = a.spawn_peer_with(master).await;
+    let b = a.spawn_peer_with(with_master).await;
     let client: Value = a
         .http
         .post(a.url("/v1/clients"))
-        .basic_auth("platform", Some("a master password for tests"))
+        .basic_auth(MASTER_USER, Some(MASTER_PASSWORD))
         .json(&json!({ "name": "fleet" }))
         .send()
         .await

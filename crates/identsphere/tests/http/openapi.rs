@@ -6,14 +6,7 @@ both_stores!(openapi_lists_every_route, health_and_readiness);
 
 async fn openapi_lists_every_route(b: Backend) {
     // With master credentials: without them the client API answers 404.
-    let Some(app) = TestApp::spawn_with(b, |c| {
-        c.master = Some(identsphere::core::service::MasterCredentials {
-            username: "platform".into(),
-            password: "a master password for tests".to_owned().into(),
-        })
-    })
-    .await
-    else {
+    let Some(app) = TestApp::spawn_with(b, with_master).await else {
         return;
     };
     let doc: Value = app.get_json("/openapi.json").await;

@@ -58,6 +58,18 @@ pub enum Backend {
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// The master credentials of [`with_master`].
+pub const MASTER_USER: &str = "platform";
+pub const MASTER_PASSWORD: &str = "a master password for tests";
+
+/// Turns the client API on (it answers 404 without master credentials).
+pub fn with_master(c: &mut AuthServiceConfig) {
+    c.master = Some(identsphere::core::service::MasterCredentials {
+        username: MASTER_USER.into(),
+        password: MASTER_PASSWORD.to_owned().into(),
+    });
+}
+
 pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
