@@ -55,6 +55,8 @@ actions! {
     PasswordChanged => "user.password_changed",
     PasswordReset => "user.password_reset",
     EmailChanged => "user.email_changed",
+    EmailChangeCancelled => "user.email_change_cancelled",
+    AccountClaimed => "user.account_claimed",
     SessionRevoked => "session.revoked",
     RefreshTokenReused => "refresh_token.reused",
     OrganizationCreated => "organization.created",
@@ -123,6 +125,8 @@ pub enum AuditValue {
     Flag(bool),
     /// A rate limit's name.
     Limit(crate::rate_limit::LimitKind),
+    /// Why something happened, from a fixed list in the code (never input).
+    Reason(&'static str),
 }
 
 impl AuditValue {
@@ -142,6 +146,7 @@ impl AuditValue {
             Self::Count(n) => n.to_string(),
             Self::Flag(b) => b.to_string(),
             Self::Limit(k) => k.as_str().to_owned(),
+            Self::Reason(r) => (*r).to_owned(),
         }
     }
 }

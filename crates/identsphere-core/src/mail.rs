@@ -48,6 +48,22 @@ pub mod templates {
         }
     }
 
+    /// Sent when someone signs up with an address whose account was never
+    /// verified: the link lets the mailbox's owner finish it, choosing the
+    /// password anew (whoever chose the first one does not keep it).
+    pub fn finish_signup(to: &Email, link: &str) -> Mail {
+        Mail {
+            to: to.clone(),
+            subject: "Finish creating your account".into(),
+            text: format!(
+                "Someone (perhaps you) started creating an account with this address, and it was \
+                 never confirmed.\n\nTo finish it, open this link and choose your password:\n\n{link}\n\n\
+                 The link works once and expires in 24 hours. If you did not sign up, ignore this \
+                 message: nobody can use the account until this address is confirmed.\n"
+            ),
+        }
+    }
+
     /// Tells the owner of an address that someone tried to sign up with it again.
     pub fn already_registered(to: &Email, login_url: &str) -> Mail {
         Mail {
@@ -97,12 +113,67 @@ pub mod templates {
         }
     }
 
-    /// Tells the user that the password changed.
-    pub fn password_changed(to: &Email) -> Mail {
+    /// Tells the owner that their password was reset or changed, and lists
+    /// what else can sign in to the account, so that a factor or key an
+    /// intruder left behind is seen.
+    pub fn password_replaced(to: &Email, reset: bool, held: &Credentials, review: &str) -> Mail {
+        let what = if reset { "reset" } else { "changed" };
+        let mut text = format!(
+            "The password of your account was just {what}, and other sessions were signed out. \
+             If you did not do this, reset it at once.\n\n"
+        );
+        if held.is_empty() {
+            text.push_str("Nothing else can sign in to your account: no authenticator app, passkey or API key.\n");
+        } else {
+            text.push_str("These can also sign in to your account or act for it:\n");
+            if held.totp {
+                text.push_str("- an authenticator app (two-factor codes)\n");
+            }
+            for name in &held.passkeys {
+                text.push_str(&format!("- passkey \"{name}\"\n"));
+            }
+            for name in &held.api_keys {
+                text.push_str(&format!("- API key \"{name}\"\n"));
+            }
+            text.push_str("\nIf you do not recognise one of them, remove it.\n");
+        }
+        text.push_str(&format!("\nReview your account's security: {review}\n"));
         Mail {
             to: to.clone(),
-            subject: "Your password was changed".into(),
-            text: "The password of your account was just changed. If you did not do this, reset it at once.\n".into(),
+            subject: format!("Your password was {what}"),
+            text,
+        }
+    }
+
+    /// What can sign in to an account besides its password, by name.
+    #[derive(Debug, Default)]
+    pub struct Credentials {
+        /// A confirmed authenticator app.
+        pub totp: bool,
+        /// Passkey names.
+        pub passkeys: Vec<String>,
+        /// Active API key names.
+        pub api_keys: Vec<String>,
+    }
+
+    impl Credentials {
+        /// Nothing at all.
+        pub fn is_empty(&self) -> bool {
+            !self.totp && self.passkeys.is_empty() && self.api_keys.is_empty()
+        }
+    }
+
+    /// Warns that wrong second-factor codes keep coming for the account:
+    /// someone who knows the password is trying to sign in.
+    pub fn mfa_attempts(to: &Email, reset_url: &str) -> Mail {
+        Mail {
+            to: to.clone(),
+            subject: "Someone is trying to sign in to your account".into(),
+            text: format!(
+                "Several wrong two-factor codes were entered for your account just now, after a \
+                 correct password. If this was not you, someone knows your password: reset it at \
+                 once at {reset_url}. Your second factor kept them out.\n"
+            ),
         }
     }
 

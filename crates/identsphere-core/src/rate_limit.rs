@@ -137,6 +137,15 @@ pub fn gcra(
     (allowed, consume.then_some(new_tat))
 }
 
+/// Gives back one request that [`gcra`] counted: the TAT moves back by one
+/// interval. `None` when nothing is owed any more (the key can be dropped:
+/// its budget is full). The inverse of a consuming check, whatever happened
+/// in between, so reservations taken and returned concurrently add up.
+pub fn gcra_refund(tat: Option<i64>, limit: &Limit, now_ms: i64) -> Option<i64> {
+    let back = tat?.saturating_sub(limit.interval_ms());
+    (back > now_ms).then_some(back)
+}
+
 /// Where budgets live. Implementations must be safe under concurrent calls
 /// for the same key (the check and the update are one atomic step).
 #[async_trait]
@@ -146,6 +155,10 @@ pub trait RateLimiter: Send + Sync + std::fmt::Debug {
 
     /// Whether one request would fit, without counting it.
     async fn peek(&self, key: &str, limit: &Limit, now: DateTime<Utc>) -> Decision;
+
+    /// Gives back one request that [`Self::check`] counted (an attempt
+    /// reserved before the work it guards, which then succeeded).
+    async fn refund(&self, key: &str, limit: &Limit, now: DateTime<Utc>);
 
     /// Where the budgets are kept now (`in_process`, `redis`, or
     /// `in_process (redis unreachable)`), for readiness.
@@ -238,6 +251,21 @@ impl RateLimiter for InProcessLimiter {
         self.decide(key, limit, now, true)
     }
 
+    async fn refund(&self, key: &str, limit: &Limit, now: DateTime<Utc>) {
+        let now_ms = now.timestamp_millis();
+        let shard = &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS];
+        let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
+        let tat = map.get(key).filter(|e| e.expires > now_ms).map(|e| e.tat);
+        match gcra_refund(tat, limit, now_ms) {
+            Some(tat) => {
+                map.insert(key.to_owned(), Entry { tat, expires: tat });
+            }
+            None => {
+                map.remove(key);
+            }
+        }
+    }
+
     async fn peek(&self, key: &str, limit: &Limit, now: DateTime<Utc>) -> Decision {
         self.decide(key, limit, now, false)
     }
@@ -248,8 +276,9 @@ impl RateLimiter for InProcessLimiter {
 }
 
 /// Which budget a check is against. The `*Ip` kinds are keyed by client
-/// address, the `*Account` kinds by the normalised email address (whether or
-/// not it has an account, so limits never tell) or the user id.
+/// address (an IPv6 client by its /64), the `*Account` kinds by the
+/// normalised email address (whether or not it has an account, so limits
+/// never tell) or the user id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LimitKind {
     /// Every login attempt from one address.
@@ -277,6 +306,15 @@ pub enum LimitKind {
     /// Failed master-credential checks from one address (the client API's
     /// Basic auth: a guessed password must not get many tries).
     MasterFailuresIp,
+    /// Failed logins from one browser that signed in to the account before
+    /// (its device cookie): it keeps this budget of its own instead of the
+    /// account's, so failures from elsewhere do not lock its owner out.
+    LoginFailuresDevice,
+    /// Password re-confirmations (step-up, MFA and email changes) from one
+    /// address: a stolen access token is not a free password oracle.
+    PasswordConfirmIp,
+    /// Sign-ups for one address: each one mails its owner.
+    SignupAccount,
 }
 
 impl LimitKind {
@@ -294,6 +332,9 @@ impl LimitKind {
         Self::MfaVerifyIp,
         Self::MfaVerifyAccount,
         Self::MasterFailuresIp,
+        Self::LoginFailuresDevice,
+        Self::PasswordConfirmIp,
+        Self::SignupAccount,
     ];
 
     /// The stable name: in configuration, metrics labels and audit metadata.
@@ -311,6 +352,9 @@ impl LimitKind {
             Self::MfaVerifyIp => "mfa_verify_ip",
             Self::MfaVerifyAccount => "mfa_verify_account",
             Self::MasterFailuresIp => "master_failures_ip",
+            Self::LoginFailuresDevice => "login_failures_device",
+            Self::PasswordConfirmIp => "password_confirm_ip",
+            Self::SignupAccount => "signup_account",
         }
     }
 
@@ -334,6 +378,9 @@ impl LimitKind {
             Self::MfaVerifyIp => Limit::per_minute(20, 10),
             Self::MfaVerifyAccount => Limit::per_minute(5, 5),
             Self::MasterFailuresIp => Limit::per_minute(1, 5),
+            Self::LoginFailuresDevice => Limit::per_minute(1, 10),
+            Self::PasswordConfirmIp => Limit::per_minute(10, 10),
+            Self::SignupAccount => Limit::per_hour(3, 3),
         }
     }
 }
@@ -396,6 +443,38 @@ pub mod conformance {
         peek_counts_nothing(limiter, &format!("{prefix}:b"), t0).await;
         keys_are_independent(limiter, &format!("{prefix}:c"), t0).await;
         concurrent_checks_never_overshoot(limiter, &format!("{prefix}:d"), t0).await;
+        refunds_give_back_what_was_counted(limiter, &format!("{prefix}:e"), t0).await;
+    }
+
+    async fn refunds_give_back_what_was_counted(l: &dyn RateLimiter, key: &str, t0: DateTime<Utc>) {
+        let limit = Limit::per_minute(1, 3);
+        // Reserve the whole burst at once, give two back: two fit again.
+        for _ in 0..3 {
+            assert!(l.check(key, &limit, t0).await.allowed);
+        }
+        assert!(!l.check(key, &limit, t0).await.allowed);
+        l.refund(key, &limit, t0).await;
+        l.refund(key, &limit, t0).await;
+        assert!(l.check(key, &limit, t0).await.allowed);
+        assert!(l.check(key, &limit, t0).await.allowed);
+        assert!(!l.check(key, &limit, t0).await.allowed);
+        // A refund never makes a budget larger than full.
+        let later = t0 + Span::hours(1);
+        for _ in 0..5 {
+            l.refund(key, &limit, later).await;
+        }
+        for i in 0..3 {
+            assert!(l.check(key, &limit, later).await.allowed, "refilled {i}");
+        }
+        assert!(!l.check(key, &limit, later).await.allowed, "still the burst");
+        // Concurrent reservations and refunds add up.
+        let fresh = format!("{key}:c");
+        let limit = Limit::per_hour(1, 10);
+        let taken = futures::future::join_all((0..30).map(|_| l.check(&fresh, &limit, t0))).await;
+        assert_eq!(taken.iter().filter(|d| d.allowed).count(), 10);
+        futures::future::join_all((0..4).map(|_| l.refund(&fresh, &limit, t0))).await;
+        let again = futures::future::join_all((0..30).map(|_| l.check(&fresh, &limit, t0))).await;
+        assert_eq!(again.iter().filter(|d| d.allowed).count(), 4);
     }
 
     async fn burst_then_interval(l: &dyn RateLimiter, key: &str, t0: DateTime<Utc>) {

@@ -47,6 +47,7 @@ const KEYS: &[&str] = &[
     "access_expiry_secs",
     "refresh_expiry_secs",
     "refresh_reuse_grace_secs",
+    "step_up_max_age_secs",
     "audience",
     "cookies_secure",
     "smtp_url",
@@ -190,6 +191,7 @@ struct FileConfig {
     access_expiry_secs: Option<u64>,
     refresh_expiry_secs: Option<u64>,
     refresh_reuse_grace_secs: Option<u64>,
+    step_up_max_age_secs: Option<u64>,
     audience: Option<String>,
     cookies_secure: Option<Flag>,
     smtp_url: Option<SecretString>,
@@ -348,6 +350,10 @@ where
     )?;
     if let Some(s) = grace {
         auth.refresh_reuse_grace = Duration::from_secs(s);
+    }
+    let step_up = l.typed("step_up_max_age_secs", toml.step_up_max_age_secs, parse_secs)?;
+    if let Some(s) = step_up {
+        auth.step_up_max_age = Duration::from_secs(s);
     }
     if let Some(on) = l.typed("cookies_secure", flag(toml.cookies_secure), parse_bool)? {
         auth.cookies_secure = on;

@@ -506,6 +506,7 @@ fn one_time(
         purpose,
         hash: TokenHash::of(token),
         new_email: (purpose == TokenPurpose::ChangeEmail).then(|| email("new@example.com")),
+        proof: None,
         created_at: at,
         expires_at: at + Duration::hours(1),
     }
@@ -779,4 +780,86 @@ pub async fn audit_events_filter_page_and_outlive_their_actors(s: S) {
             .collect::<Vec<_>>(),
         [ids[2], ids[1]]
     );
+}
+
+/// A link can be looked at without consuming it (with its sign-up proof),
+/// the live one of a purpose is found by user, and ending links ends the
+/// user's unused ones, of one purpose or all, and nobody else's.
+pub async fn pending_links_are_found_and_ended(s: S) {
+    let ann = user(&s, "ann@example.com").await;
+    let bob = user(&s, "bob@example.com").await;
+    let t = now();
+    let mut signup = one_time(ann.id, TokenPurpose::VerifyEmail, "v1", t);
+    signup.proof = Some(TokenHash::of("browser secret"));
+    s.replace_one_time_token(&signup).await.unwrap();
+    for (who, purpose, token) in [
+        (ann.id, TokenPurpose::ResetPassword, "r1"),
+        (ann.id, TokenPurpose::ChangeEmail, "c1"),
+        (bob.id, TokenPurpose::ResetPassword, "rb"),
+    ] {
+        s.replace_one_time_token(&one_time(who, purpose, token, t))
+            .await
+            .unwrap();
+    }
+    let found = s
+        .find_one_time_token(&TokenHash::of("v1"), TokenPurpose::VerifyEmail, t)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.user_id, ann.id);
+    assert_eq!(found.proof, Some(TokenHash::of("browser secret")));
+    assert_eq!(found.created_at, t);
+    assert!(s
+        .find_one_time_token(&TokenHash::of("v1"), TokenPurpose::ResetPassword, t)
+        .await
+        .unwrap()
+        .is_none());
+    // Looking consumed nothing.
+    assert!(s
+        .consume_one_time_token(&TokenHash::of("v1"), TokenPurpose::VerifyEmail, t)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(s
+        .find_one_time_token(&TokenHash::of("v1"), TokenPurpose::VerifyEmail, t)
+        .await
+        .unwrap()
+        .is_none());
+    let change = s
+        .pending_link(ann.id, TokenPurpose::ChangeEmail, t)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(change.new_email, Some(email("new@example.com")));
+    assert_eq!(change.expires_at, t + Duration::hours(1));
+    assert!(s
+        .pending_link(ann.id, TokenPurpose::ChangeEmail, t + Duration::hours(1))
+        .await
+        .unwrap()
+        .is_none());
+
+    assert_eq!(
+        s.end_one_time_tokens(ann.id, Some(TokenPurpose::ChangeEmail), t)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(s
+        .consume_one_time_token(&TokenHash::of("c1"), TokenPurpose::ChangeEmail, t)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(s.end_one_time_tokens(ann.id, None, t).await.unwrap(), 1);
+    assert!(s
+        .consume_one_time_token(&TokenHash::of("r1"), TokenPurpose::ResetPassword, t)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(s.end_one_time_tokens(ann.id, None, t).await.unwrap(), 0);
+    // Bob's link is untouched.
+    assert!(s
+        .consume_one_time_token(&TokenHash::of("rb"), TokenPurpose::ResetPassword, t)
+        .await
+        .unwrap()
+        .is_some());
 }

@@ -29,6 +29,7 @@ macro_rules! conformance_tests {
             racer_with_an_earlier_clock_is_reuse_without_grace,
             one_time_tokens_are_consumed_once,
             concurrent_one_time_consumption_has_one_winner,
+            pending_links_are_found_and_ended,
             signing_keys_lifecycle,
             audit_events_filter_page_and_outlive_their_actors,
             change_feed_announces_revocations_and_user_changes
@@ -49,14 +50,17 @@ macro_rules! conformance_tests {
             failed_acceptance_leaves_the_invitation_pending,
             concurrent_acceptance_has_one_winner,
             switching_org_keeps_other_refresh_tokens,
-            api_keys_lifecycle
+            api_keys_lifecycle,
+            invitations_to_an_address_are_revoked_everywhere,
+            api_keys_are_listed_by_creator
         );
         $crate::conformance_tests!(@in mfa_cases $factory;
             totp_enrollment_confirmation_and_steps,
             concurrent_totp_step_has_one_winner,
             recovery_codes_are_used_once_even_concurrently,
             mfa_challenges_expire_count_attempts_and_are_consumed_once,
-            reauthentication_sets_auth_time_and_keeps_refresh_tokens
+            reauthentication_sets_auth_time_and_keeps_refresh_tokens,
+            mfa_challenges_of_a_user_are_ended
         );
         $crate::conformance_tests!(@in passkey_cases $factory;
             passkeys_lifecycle_is_scoped_by_user,

@@ -252,3 +252,36 @@ pub async fn reauthentication_sets_auth_time_and_keeps_refresh_tokens(s: S) {
         .unwrap()
         .is_none());
 }
+
+/// Ending a user's MFA logins ends the live ones, and only theirs.
+pub async fn mfa_challenges_of_a_user_are_ended(s: S) {
+    let ann = user(&s, "ann@example.com").await;
+    let bob = user(&s, "bob@example.com").await;
+    let t = now();
+    for (who, token) in [(ann.id, "a1"), (ann.id, "a2"), (bob.id, "b1")] {
+        s.create_mfa_challenge(&NewMfaChallenge {
+            hash: TokenHash::of(token),
+            user_id: who,
+            created_at: t,
+            expires_at: t + Duration::minutes(5),
+            attempts_left: 3,
+        })
+        .await
+        .unwrap();
+    }
+    assert_eq!(s.end_mfa_challenges(ann.id, t).await.unwrap(), 2);
+    for token in ["a1", "a2"] {
+        assert!(s
+            .find_mfa_challenge(&TokenHash::of(token), t)
+            .await
+            .unwrap()
+            .is_none());
+        assert!(!s.charge_mfa_attempt(&TokenHash::of(token), t).await.unwrap());
+    }
+    assert!(s
+        .find_mfa_challenge(&TokenHash::of("b1"), t)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(s.end_mfa_challenges(ann.id, t).await.unwrap(), 0);
+}

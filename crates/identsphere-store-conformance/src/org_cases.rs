@@ -1613,3 +1613,72 @@ pub async fn api_keys_lifecycle(s: S) {
     assert!(!expiring.is_active(t + Duration::hours(1)));
     assert!(ann_in_a.is_active(t + Duration::days(3650)));
 }
+
+/// Revoking the invitations to an address (it left its account) revokes the
+/// pending ones in every organization and leaves others alone.
+pub async fn invitations_to_an_address_are_revoked_everywhere(s: S) {
+    let ann = user(&s, "ann@example.com").await;
+    let acme = org(&s, "Acme", ann.id).await;
+    let other = org(&s, "Other", ann.id).await;
+    let t = now();
+    for (o, to, token) in [
+        (acme.id, "old@example.com", "inv_a"),
+        (other.id, "old@example.com", "inv_b"),
+        (acme.id, "keep@example.com", "inv_c"),
+    ] {
+        s.create_invitation(&invitation(o, to, member(), token, ann.id, t))
+            .await
+            .unwrap();
+    }
+    let revoked = s
+        .revoke_invitations_to(&email("old@example.com"), t)
+        .await
+        .unwrap();
+    let mut orgs: Vec<_> = revoked.iter().map(|i| i.org_id).collect();
+    orgs.sort();
+    let mut expected = vec![acme.id, other.id];
+    expected.sort();
+    assert_eq!(orgs, expected);
+    assert!(revoked.iter().all(|i| i.accepted_at.is_none()));
+    for token in ["inv_a", "inv_b"] {
+        let inv = s.find_invitation(&TokenHash::of(token)).await.unwrap().unwrap();
+        assert!(!inv.is_pending(t), "{token}");
+    }
+    let kept = s.find_invitation(&TokenHash::of("inv_c")).await.unwrap().unwrap();
+    assert!(kept.is_pending(t));
+    assert!(s
+        .revoke_invitations_to(&email("old@example.com"), t)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// Every key a user created: personal and organizations'.
+pub async fn api_keys_are_listed_by_creator(s: S) {
+    let ann = user(&s, "ann@example.com").await;
+    let bob = user(&s, "bob@example.com").await;
+    let acme = org(&s, "Acme", ann.id).await;
+    let t = now();
+    let personal = s
+        .create_api_key(&api_key(ann.id, None, &random_token("isk_"), t, None))
+        .await
+        .unwrap();
+    let of_org = s
+        .create_api_key(&api_key(ann.id, Some(acme.id), &random_token("isk_"), t, None))
+        .await
+        .unwrap();
+    s.create_api_key(&api_key(bob.id, None, &random_token("isk_"), t, None))
+        .await
+        .unwrap();
+    let mut ids: Vec<_> = s
+        .list_api_keys(ApiKeyOwner::Creator(ann.id), all())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.id)
+        .collect();
+    ids.sort();
+    let mut expected = vec![personal.id, of_org.id];
+    expected.sort();
+    assert_eq!(ids, expected);
+}

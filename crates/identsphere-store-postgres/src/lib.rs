@@ -595,14 +595,15 @@ impl OneTimeTokenStore for PostgresStore {
             .await
             .map_err(backend)?;
         sqlx::query(
-            "INSERT INTO one_time_tokens (id, user_id, purpose, token_hash, new_email, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO one_time_tokens (id, user_id, purpose, token_hash, new_email, proof_hash, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(t.id.0)
         .bind(t.user_id.0)
         .bind(t.purpose.as_str())
         .bind(t.hash.as_bytes())
         .bind(t.new_email.as_ref().map(Email::as_str))
+        .bind(t.proof.as_ref().map(|p| p.as_bytes().to_vec()))
         .bind(t.created_at)
         .bind(t.expires_at)
         .execute(&mut *tx)
@@ -633,6 +634,68 @@ impl OneTimeTokenStore for PostgresStore {
             user_id: UserId(user_id),
             new_email: new_email.map(Email::from_trusted),
         }))
+    }
+
+    async fn find_one_time_token(
+        &self,
+        hash: &TokenHash,
+        purpose: TokenPurpose,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<PendingLink>> {
+        sqlx::query_as::<_, LinkRow>(
+            "SELECT user_id, purpose, new_email, proof_hash, created_at, expires_at FROM one_time_tokens
+             WHERE token_hash = $1 AND purpose = $2 AND consumed_at IS NULL AND expires_at > $3",
+        )
+        .bind(hash.as_bytes())
+        .bind(purpose.as_str())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?
+        .map(TryInto::try_into)
+        .transpose()
+    }
+
+    async fn pending_link(
+        &self,
+        user: UserId,
+        purpose: TokenPurpose,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<PendingLink>> {
+        sqlx::query_as::<_, LinkRow>(
+            "SELECT user_id, purpose, new_email, proof_hash, created_at, expires_at FROM one_time_tokens
+             WHERE user_id = $1 AND purpose = $2 AND consumed_at IS NULL AND expires_at > $3
+             ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(user.0)
+        .bind(purpose.as_str())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?
+        .map(TryInto::try_into)
+        .transpose()
+    }
+
+    async fn end_one_time_tokens(
+        &self,
+        user: UserId,
+        purpose: Option<TokenPurpose>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        // Deleted rather than marked: an unused link is worth nothing once
+        // ended, and consumed ones are not needed either.
+        let ended: Vec<(DateTime<Utc>,)> = sqlx::query_as(
+            "DELETE FROM one_time_tokens
+             WHERE user_id = $1 AND ($2::text IS NULL OR purpose = $2) AND consumed_at IS NULL
+             RETURNING expires_at",
+        )
+        .bind(user.0)
+        .bind(purpose.map(TokenPurpose::as_str))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(ended.iter().filter(|(expires,)| *expires > now).count() as u64)
     }
 }
 

@@ -178,6 +178,18 @@ impl MfaStore for PostgresStore {
         Ok(done.and_then(|(c,)| c).is_some())
     }
 
+    async fn end_mfa_challenges(&self, user: UserId, now: DateTime<Utc>) -> StoreResult<u64> {
+        let ended = sqlx::query(
+            "DELETE FROM mfa_challenges WHERE user_id = $1 AND expires_at > $2 AND consumed_at IS NULL",
+        )
+        .bind(user.0)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(ended.rows_affected())
+    }
+
     async fn create_mfa_challenge(&self, c: &NewMfaChallenge) -> StoreResult<()> {
         sqlx::query("DELETE FROM mfa_challenges WHERE expires_at <= $1")
             .bind(c.created_at)

@@ -438,6 +438,27 @@ impl InvitationStore for PostgresStore {
             .transpose()
     }
 
+    async fn revoke_invitations_to(
+        &self,
+        email: &Email,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Invitation>> {
+        sqlx::query_as::<_, InvitationRow>(
+            "UPDATE invitations SET revoked_at = $1
+             WHERE email = $2 AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $3
+             RETURNING *",
+        )
+        .bind(now)
+        .bind(email.as_str())
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .into_iter()
+        .map(TryInto::try_into)
+        .collect()
+    }
+
     async fn revoke_invitation(
         &self,
         org: OrgId,
@@ -565,6 +586,7 @@ impl ApiKeyStore for PostgresStore {
         let (filter, id) = match owner {
             ApiKeyOwner::User(u) => ("user_id = $1 AND org_id IS NULL", u.0),
             ApiKeyOwner::Org(o) => ("org_id = $1", o.0),
+            ApiKeyOwner::Creator(u) => ("user_id = $1", u.0),
         };
         sqlx::query_as::<_, ApiKeyRow>(&format!(
             "SELECT * FROM api_keys WHERE {filter} AND revoked_at IS NULL

@@ -542,14 +542,15 @@ impl OneTimeTokenStore for SqliteStore {
             .await
             .map_err(backend)?;
         sqlx::query(
-            "INSERT INTO one_time_tokens (id, user_id, purpose, token_hash, new_email, created_at, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO one_time_tokens (id, user_id, purpose, token_hash, new_email, proof_hash, created_at, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(t.id.0)
         .bind(t.user_id.0)
         .bind(t.purpose.as_str())
         .bind(t.hash.as_bytes())
         .bind(t.new_email.as_ref().map(Email::as_str))
+        .bind(t.proof.as_ref().map(|p| p.as_bytes().to_vec()))
         .bind(millis(t.created_at))
         .bind(millis(t.expires_at))
         .execute(&mut *tx)
@@ -580,6 +581,70 @@ impl OneTimeTokenStore for SqliteStore {
             user_id: UserId(user_id),
             new_email: new_email.map(Email::from_trusted),
         }))
+    }
+
+    async fn find_one_time_token(
+        &self,
+        hash: &TokenHash,
+        purpose: TokenPurpose,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<PendingLink>> {
+        sqlx::query_as::<_, LinkRow>(
+            "SELECT user_id, purpose, new_email, proof_hash, created_at, expires_at FROM one_time_tokens
+             WHERE token_hash = ? AND purpose = ? AND consumed_at IS NULL AND expires_at > ?",
+        )
+        .bind(hash.as_bytes())
+        .bind(purpose.as_str())
+        .bind(millis(now))
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(backend)?
+        .map(TryInto::try_into)
+        .transpose()
+    }
+
+    async fn pending_link(
+        &self,
+        user: UserId,
+        purpose: TokenPurpose,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<PendingLink>> {
+        sqlx::query_as::<_, LinkRow>(
+            "SELECT user_id, purpose, new_email, proof_hash, created_at, expires_at FROM one_time_tokens
+             WHERE user_id = ? AND purpose = ? AND consumed_at IS NULL AND expires_at > ?
+             ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(user.0)
+        .bind(purpose.as_str())
+        .bind(millis(now))
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(backend)?
+        .map(TryInto::try_into)
+        .transpose()
+    }
+
+    async fn end_one_time_tokens(
+        &self,
+        user: UserId,
+        purpose: Option<TokenPurpose>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        // Deleted rather than marked: an unused link is worth nothing once
+        // ended, and consumed ones are not needed either.
+        let ended: Vec<(i64,)> = sqlx::query_as(
+            "DELETE FROM one_time_tokens
+             WHERE user_id = ? AND (? IS NULL OR purpose = ?) AND consumed_at IS NULL
+             RETURNING expires_at",
+        )
+        .bind(user.0)
+        .bind(purpose.map(TokenPurpose::as_str))
+        .bind(purpose.map(TokenPurpose::as_str))
+        .fetch_all(&self.writer)
+        .await
+        .map_err(backend)?;
+        let now = millis(now);
+        Ok(ended.iter().filter(|(expires,)| *expires > now).count() as u64)
     }
 }
 

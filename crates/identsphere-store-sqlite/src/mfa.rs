@@ -186,6 +186,18 @@ impl MfaStore for SqliteStore {
         Ok(confirmed)
     }
 
+    async fn end_mfa_challenges(&self, user: UserId, now: DateTime<Utc>) -> StoreResult<u64> {
+        let ended = sqlx::query(
+            "DELETE FROM mfa_challenges WHERE user_id = ? AND expires_at > ? AND consumed_at IS NULL",
+        )
+        .bind(user.0)
+        .bind(millis(now))
+        .execute(&self.writer)
+        .await
+        .map_err(backend)?;
+        Ok(ended.rows_affected())
+    }
+
     async fn create_mfa_challenge(&self, c: &NewMfaChallenge) -> StoreResult<()> {
         sqlx::query("DELETE FROM mfa_challenges WHERE expires_at <= ?")
             .bind(millis(c.created_at))

@@ -430,6 +430,27 @@ impl InvitationStore for SqliteStore {
             .transpose()
     }
 
+    async fn revoke_invitations_to(
+        &self,
+        email: &Email,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Invitation>> {
+        sqlx::query_as::<_, InvitationRow>(
+            "UPDATE invitations SET revoked_at = ?
+             WHERE email = ? AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > ?
+             RETURNING *",
+        )
+        .bind(millis(now))
+        .bind(email.as_str())
+        .bind(millis(now))
+        .fetch_all(&self.writer)
+        .await
+        .map_err(backend)?
+        .into_iter()
+        .map(TryInto::try_into)
+        .collect()
+    }
+
     async fn revoke_invitation(
         &self,
         org: OrgId,
@@ -557,6 +578,7 @@ impl ApiKeyStore for SqliteStore {
         let (filter, id) = match owner {
             ApiKeyOwner::User(u) => ("user_id = ? AND org_id IS NULL", u.0),
             ApiKeyOwner::Org(o) => ("org_id = ?", o.0),
+            ApiKeyOwner::Creator(u) => ("user_id = ?", u.0),
         };
         sqlx::query_as::<_, ApiKeyRow>(&format!(
             "SELECT * FROM api_keys WHERE {filter} AND revoked_at IS NULL

@@ -324,3 +324,43 @@ impl TryFrom<ApiKeyRow> for ApiKey {
         })
     }
 }
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct LinkRow {
+    user_id: uuid::Uuid,
+    purpose: String,
+    new_email: Option<String>,
+    proof_hash: Option<Vec<u8>>,
+    created_at: i64,
+    expires_at: i64,
+}
+
+impl TryFrom<LinkRow> for PendingLink {
+    type Error = StoreError;
+    fn try_from(r: LinkRow) -> StoreResult<Self> {
+        let purpose = [
+            TokenPurpose::VerifyEmail,
+            TokenPurpose::ResetPassword,
+            TokenPurpose::ChangeEmail,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == r.purpose)
+        .ok_or_else(|| StoreError::Backend(format!("unknown link purpose {:?}", r.purpose).into()))?;
+        let proof = match r.proof_hash {
+            Some(bytes) => Some(identsphere_core::secret::TokenHash(
+                bytes
+                    .try_into()
+                    .map_err(|_| StoreError::Backend("a proof hash is not 32 bytes".into()))?,
+            )),
+            None => None,
+        };
+        Ok(PendingLink {
+            user_id: UserId(r.user_id),
+            purpose,
+            new_email: r.new_email.map(Email::from_trusted),
+            proof,
+            created_at: time(r.created_at)?,
+            expires_at: time(r.expires_at)?,
+        })
+    }
+}

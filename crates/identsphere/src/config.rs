@@ -61,6 +61,8 @@ pub struct AuthServiceConfig {
     pub refresh_expiry: Duration,
     /// How long a retired refresh token still yields its successor (zero turns it off).
     pub refresh_reuse_grace: Duration,
+    /// How recent a sign-in or step-up must be for sensitive operations.
+    pub step_up_max_age: Duration,
     /// Mark cookies `Secure`; may be off only for a loopback public URL.
     pub cookies_secure: bool,
     /// `smtp://host:port` or `smtps://user:pass@host:port`; `None` writes mail to the log.
@@ -115,6 +117,7 @@ impl std::fmt::Debug for AuthServiceConfig {
             .field("access_expiry", &self.access_expiry)
             .field("refresh_expiry", &self.refresh_expiry)
             .field("refresh_reuse_grace", &self.refresh_reuse_grace)
+            .field("step_up_max_age", &self.step_up_max_age)
             .field("cookies_secure", &self.cookies_secure)
             .field("app_permissions", &self.app_permissions)
             .field("rate_limits", &self.rate_limits)
@@ -153,6 +156,7 @@ impl AuthServiceConfig {
             access_expiry: Duration::from_secs(900),
             refresh_expiry: Duration::from_secs(2_592_000),
             refresh_reuse_grace: Duration::from_secs(10),
+            step_up_max_age: Duration::from_secs(300),
             cookies_secure: true,
             smtp_url: None,
             mail_from: "IdentSphere <no-reply@localhost>".into(),
@@ -271,6 +275,12 @@ impl AuthServiceConfig {
             return Err(ConfigError::new(
                 "refresh_reuse_grace_secs",
                 "must be at most 300 seconds",
+            ));
+        }
+        if self.step_up_max_age.is_zero() || self.step_up_max_age > Duration::from_secs(86_400) {
+            return Err(ConfigError::new(
+                "step_up_max_age_secs",
+                "must be between 1 and 86400 seconds",
             ));
         }
         if let Some(smtp) = &self.smtp_url {

@@ -159,6 +159,7 @@ impl AuthService {
                 .await?
             }
         };
+        let csrf_key = subkey(secret.bytes(), "csrf");
         let mailer = mail::from_config(&config)?;
         let identity = Identity::new(
             store,
@@ -172,6 +173,7 @@ impl AuthService {
                 access_ttl,
                 refresh_ttl: chrono_duration(config.refresh_expiry),
                 refresh_grace: chrono_duration(config.refresh_reuse_grace),
+                step_up_max_age: chrono_duration(config.step_up_max_age),
                 require_email_verification: config.require_email_verification,
                 password_policy: config.password_policy.clone(),
                 refresh_key: subkey(secret.bytes(), "refresh-successor"),
@@ -201,7 +203,7 @@ impl AuthService {
             _ => identity,
         };
         Ok(Self {
-            state: AppState::new(Arc::new(identity), &config),
+            state: AppState::new(Arc::new(identity), &config, csrf_key),
         })
     }
 

@@ -14,8 +14,9 @@ use std::{
 };
 
 /// GCRA on one key, atomically: the same arithmetic as
-/// [`identsphere_core::rate_limit::gcra`]. The key holds the TAT in
-/// milliseconds and expires when the budget is full again.
+/// [`identsphere_core::rate_limit::gcra`] (ARGV[4]: 0 peek, 1 check) and
+/// [`identsphere_core::rate_limit::gcra_refund`] (2). The key holds the TAT
+/// in milliseconds and expires when the budget is full again.
 const GCRA: &str = r"
 local now = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
@@ -23,6 +24,18 @@ local window = tonumber(ARGV[3])
 local consume = tonumber(ARGV[4])
 local tat = now
 local stored = redis.call('GET', KEYS[1])
+if consume == 2 then
+  -- A refund: the TAT moves back one interval; a full budget needs no key.
+  if stored then
+    local back = tonumber(stored) - interval
+    if back > now then
+      redis.call('SET', KEYS[1], string.format('%d', back), 'PX', string.format('%d', back - now))
+    else
+      redis.call('DEL', KEYS[1])
+    end
+  end
+  return {1, 0}
+end
 if stored then
   tat = math.max(tonumber(stored), now)
 end
@@ -125,15 +138,9 @@ impl RedisLimiter {
         }
     }
 
-    async fn decide(
-        &self,
-        key: &str,
-        limit: &Limit,
-        now: DateTime<Utc>,
-        consume: bool,
-    ) -> Decision {
+    async fn decide(&self, key: &str, limit: &Limit, now: DateTime<Utc>, op: Op) -> Decision {
         if self.skipping() {
-            return self.local(key, limit, now, consume).await;
+            return self.local(key, limit, now, op).await;
         }
         let mut conn = self.redis.clone();
         let mut invocation = self.script.key(format!("{}{key}", self.prefix));
@@ -141,7 +148,7 @@ impl RedisLimiter {
             .arg(now.timestamp_millis())
             .arg(limit.interval_ms())
             .arg(limit.window_ms())
-            .arg(i64::from(consume));
+            .arg(op as i64);
         let answer: redis::RedisResult<(i64, i64)> = invocation.invoke_async(&mut conn).await;
         match answer {
             Ok((allowed, wait_ms)) => {
@@ -153,28 +160,46 @@ impl RedisLimiter {
             }
             Err(e) => {
                 self.failed(&e);
-                self.local(key, limit, now, consume).await
+                self.local(key, limit, now, op).await
             }
         }
     }
 
-    async fn local(&self, key: &str, limit: &Limit, now: DateTime<Utc>, consume: bool) -> Decision {
-        if consume {
-            self.fallback.check(key, limit, now).await
-        } else {
-            self.fallback.peek(key, limit, now).await
+    async fn local(&self, key: &str, limit: &Limit, now: DateTime<Utc>, op: Op) -> Decision {
+        match op {
+            Op::Peek => self.fallback.peek(key, limit, now).await,
+            Op::Check => self.fallback.check(key, limit, now).await,
+            Op::Refund => {
+                self.fallback.refund(key, limit, now).await;
+                Decision {
+                    allowed: true,
+                    retry_after: Duration::ZERO,
+                }
+            }
         }
     }
+}
+
+/// What the script does with a key (its ARGV[4]).
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Peek = 0,
+    Check = 1,
+    Refund = 2,
 }
 
 #[async_trait]
 impl RateLimiter for RedisLimiter {
     async fn check(&self, key: &str, limit: &Limit, now: DateTime<Utc>) -> Decision {
-        self.decide(key, limit, now, true).await
+        self.decide(key, limit, now, Op::Check).await
     }
 
     async fn peek(&self, key: &str, limit: &Limit, now: DateTime<Utc>) -> Decision {
-        self.decide(key, limit, now, false).await
+        self.decide(key, limit, now, Op::Peek).await
+    }
+
+    async fn refund(&self, key: &str, limit: &Limit, now: DateTime<Utc>) {
+        self.decide(key, limit, now, Op::Refund).await;
     }
 
     async fn probe(&self) {

@@ -12,11 +12,16 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub(crate) fn new(identity: Arc<Identity>, config: &AuthServiceConfig) -> Self {
+    pub(crate) fn new(
+        identity: Arc<Identity>,
+        config: &AuthServiceConfig,
+        csrf_key: [u8; 32],
+    ) -> Self {
         Self {
             identity,
             cookies: CookieSettings {
                 secure: config.cookies_secure,
+                csrf_key,
             },
             max_json_body: config.max_json_body,
         }

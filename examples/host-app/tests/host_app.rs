@@ -123,7 +123,11 @@ impl HostApp {
             .token()
             .expect("verification link");
         let r = self
-            .post("/v1/auth/email/verify", None, json!({ "token": token }))
+            .post(
+                "/v1/auth/email/verify",
+                None,
+                json!({ "token": token, "password": PASSWORD }),
+            )
             .await;
         assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
         let r = self

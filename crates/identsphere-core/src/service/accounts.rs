@@ -1,7 +1,7 @@
 //! Sign-up, email verification, passwords, email change and profile.
 use super::{
     limits::{account_key, by_ip},
-    Identity, LimitSubject, Principal, RequestMeta,
+    Identity, LimitSubject, Link, Principal, RequestMeta,
 };
 use crate::{
     audit::{AuditAction, AuditMetadata, AuditValue},
@@ -10,7 +10,11 @@ use crate::{
     mail::templates,
     rate_limit::LimitKind,
     secret::TokenHash,
-    store::{NewUser, SessionSelector, StoreError, TokenPurpose, User, UserPatch},
+    secret::random_token,
+    store::{
+        ApiKey, ApiKeyOwner, NewUser, PageRequest, PendingLink, SessionSelector, StoreError,
+        TokenPurpose, User, UserPatch,
+    },
     Email,
 };
 use secrecy::SecretString;
@@ -67,14 +71,22 @@ fn parse_email(field: &str, raw: &str) -> Result<Email> {
 }
 
 impl Identity {
-    /// Creates an account and emails a verification link.
+    /// Creates an account and emails a verification link. Returns the
+    /// sign-up proof: a secret for the browser to keep (a cookie), whose
+    /// hash the link remembers. Only that browser may finish verification
+    /// with the password chosen here; anyone else holding the link must
+    /// choose the password anew ([`Identity::verify_email`]), so a password
+    /// chosen by someone who does not read the mailbox never becomes live.
     ///
-    /// A taken address gets the same answer (and the same hashing work); its
-    /// owner is told by mail instead, so sign-up never reveals who is registered.
+    /// A taken address gets the same answer (and the same hashing work, and
+    /// a proof that proves nothing); its owner is told by mail instead: a
+    /// link to finish the account when it was never verified, a note
+    /// otherwise. Sign-up never reveals who is registered.
     ///
     /// # Errors
-    /// `Validation` for bad input.
-    pub async fn signup(&self, req: SignupRequest, meta: &RequestMeta) -> Result<()> {
+    /// `Validation` for bad input; `RateLimited` per client address and per
+    /// target address (each sign-up mails its owner).
+    pub async fn signup(&self, req: SignupRequest, meta: &RequestMeta) -> Result<String> {
         if let Some(ip) = by_ip(meta) {
             self.check_limit(LimitKind::SignupIp, ip, None, meta)
                 .await?;
@@ -99,7 +111,11 @@ impl Identity {
             return Err(CoreError::Validation(errors));
         }
         let (email, name) = (email?, name?);
+        let account = LimitSubject::Address(email.as_str());
+        self.check_limit(LimitKind::SignupAccount, account, None, meta)
+            .await?;
         let hash = self.hasher.hash(&req.password).await?;
+        let proof = random_token("");
         let new = NewUser {
             id: Default::default(),
             email: email.clone(),
@@ -111,7 +127,12 @@ impl Identity {
         match self.store.create_user(&new).await {
             Ok(user) => {
                 let link = self
-                    .issue_link(&user, TokenPurpose::VerifyEmail, None, "verify-email")
+                    .issue_link(
+                        &user,
+                        TokenPurpose::VerifyEmail,
+                        Link::SignUp(TokenHash::of(&proof)),
+                        "verify-email",
+                    )
                     .await?;
                 self.send_later(templates::verify_email(&user.email, &link));
                 tracing::info!(user.id = %user.id, "user signed up");
@@ -125,51 +146,208 @@ impl Identity {
                 )
                 .await;
             }
-            Err(StoreError::Conflict { .. }) => {
-                let login = self
-                    .config
-                    .public_url
-                    .join("login")
-                    .map_err(|e| CoreError::Internal(e.to_string()))?;
-                self.send_later(templates::already_registered(&email, login.as_str()));
-            }
+            Err(StoreError::Conflict { .. }) => match self.store.find_user_by_email(&email).await? {
+                // Never verified: whoever signed up first proved nothing.
+                // The mailbox's owner may finish it with a password of
+                // their own (the link carries no proof).
+                Some(user) if !user.email_verified => {
+                    let link = self
+                        .issue_link(&user, TokenPurpose::VerifyEmail, Link::Plain, "verify-email")
+                        .await?;
+                    self.send_later(templates::finish_signup(&user.email, &link));
+                }
+                _ => {
+                    let login = self.config.link("login");
+                    self.send_later(templates::already_registered(&email, login.as_str()));
+                }
+            },
             Err(e) => return Err(e.into()),
         }
-        Ok(())
+        Ok(proof)
     }
 
     /// Marks the address behind a verification link as verified.
     ///
+    /// The link proves control of the mailbox, not who chose the password.
+    /// When `proof` is the secret of the browser that signed up (and the
+    /// link was issued for that sign-up), the account goes live as it is.
+    /// Otherwise the caller must send `password`: it becomes the account's
+    /// password, and whatever was set up before the address was proven
+    /// (sessions, second factors, passkeys, API keys) is removed
+    /// ([`Identity::claim_account`]). Without either, nothing is consumed.
+    ///
     /// # Errors
-    /// `InvalidLinkToken` for an unknown, used or expired link.
-    pub async fn verify_email(&self, token: &str, meta: &RequestMeta) -> Result<User> {
-        let consumed = self
+    /// `InvalidLinkToken` for an unknown, used or expired link;
+    /// `Validation` (`password`) when a password is needed or too weak.
+    pub async fn verify_email(
+        &self,
+        token: &str,
+        proof: Option<&str>,
+        password: Option<&SecretString>,
+        meta: &RequestMeta,
+    ) -> Result<User> {
+        let hash = TokenHash::of(token);
+        let link = self
             .store
-            .consume_one_time_token(
-                &TokenHash::of(token),
-                TokenPurpose::VerifyEmail,
-                self.clock.now(),
-            )
+            .find_one_time_token(&hash, TokenPurpose::VerifyEmail, self.clock.now())
             .await?
             .ok_or(CoreError::InvalidLinkToken)?;
-        let patch = UserPatch {
-            email_verified: Some(true),
-            ..Default::default()
+        let proven = match (proof, link.proof) {
+            (Some(presented), Some(stored)) => TokenHash::of(presented).ct_eq(&stored),
+            _ => false,
         };
-        let user = self
-            .write_user(consumed.user_id, &patch, self.clock.now())
-            .await?;
+        let new_hash = match (proven, password) {
+            (true, _) => None,
+            (false, Some(password)) => {
+                self.config.password_policy.check("password", password)?;
+                Some(self.hasher.hash(password).await?)
+            }
+            (false, None) => {
+                return Err(CoreError::field(
+                    "password",
+                    "choose a password to finish: this link was not opened in the browser \
+                     that signed up",
+                ))
+            }
+        };
+        let consumed = self
+            .store
+            .consume_one_time_token(&hash, TokenPurpose::VerifyEmail, self.clock.now())
+            .await?
+            .ok_or(CoreError::InvalidLinkToken)?;
+        let user = match new_hash {
+            Some(new_hash) => {
+                self.claim_account(consumed.user_id, new_hash, meta)
+                    .await?
+            }
+            None => {
+                let patch = UserPatch {
+                    email_verified: Some(true),
+                    ..Default::default()
+                };
+                self.write_user(consumed.user_id, &patch, self.clock.now())
+                    .await?
+            }
+        };
         tracing::info!(user.id = %user.id, "email verified");
-        let target = Some(AuditValue::User(user.id));
         self.audit(
             AuditAction::EmailVerified,
             Some(user.id),
-            target,
+            Some(AuditValue::User(user.id)),
             meta,
-            AuditMetadata::default(),
+            AuditMetadata::default().with("password_set", AuditValue::Flag(!proven)),
         )
         .await;
         Ok(user)
+    }
+
+    /// Hands an account to whoever just proved control of its address for
+    /// the first time: `password_hash` becomes its password, the address
+    /// counts as verified, and everything set up before that proof ends:
+    /// sessions, pending links and MFA logins, the authenticator and
+    /// recovery codes, passkeys and API keys. An account pre-registered with
+    /// someone else's address (pre-hijacking) thus brings its maker nothing.
+    pub(super) async fn claim_account(
+        &self,
+        user: UserId,
+        password_hash: String,
+        meta: &RequestMeta,
+    ) -> Result<User> {
+        let now = self.clock.now();
+        let revoked = self
+            .store
+            .revoke_sessions(user, SessionSelector::All, now)
+            .await?;
+        self.live.record_revoked(revoked.iter().copied(), now);
+        self.store.end_one_time_tokens(user, None, now).await?;
+        self.store.end_mfa_challenges(user, now).await?;
+        let mfa_removed = self.store.delete_mfa(user).await?;
+        let mut removed = u64::from(mfa_removed);
+        for passkey in self.store.list_passkeys(user).await? {
+            removed += u64::from(self.store.delete_passkey(user, passkey.id).await?);
+        }
+        for key in self.all_api_keys(user).await? {
+            removed += u64::from(self.store.revoke_api_key(key.id, now).await?);
+        }
+        let patch = UserPatch {
+            password_hash: Some(password_hash),
+            email_verified: Some(true),
+            ..Default::default()
+        };
+        let claimed = self.write_user(user, &patch, now).await?;
+        tracing::warn!(
+            user.id = %user,
+            sessions_revoked = revoked.len(),
+            credentials_removed = removed,
+            "account claimed by the owner of its address; earlier credentials removed"
+        );
+        self.audit(
+            AuditAction::AccountClaimed,
+            Some(user),
+            Some(AuditValue::User(user)),
+            meta,
+            AuditMetadata::default()
+                .with("sessions_revoked", AuditValue::Count(revoked.len() as u64))
+                .with("credentials_removed", AuditValue::Count(removed)),
+        )
+        .await;
+        Ok(claimed)
+    }
+
+    /// Every active API key the user created (personal and organizations').
+    async fn all_api_keys(&self, user: UserId) -> Result<Vec<ApiKey>> {
+        let mut keys = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .list_api_keys(ApiKeyOwner::Creator(user), PageRequest { after, limit: 100 })
+                .await?;
+            after = page.last().map(|k| k.id);
+            let done = page.len() < 100;
+            keys.extend(page);
+            if done {
+                return Ok(keys);
+            }
+        }
+    }
+
+    /// What can sign in to the account or act for it besides the password.
+    async fn credentials_held(&self, user: UserId) -> Result<templates::Credentials> {
+        Ok(templates::Credentials {
+            totp: self.has_mfa(user).await?,
+            passkeys: self
+                .store
+                .list_passkeys(user)
+                .await?
+                .into_iter()
+                .map(|p| p.name)
+                .collect(),
+            api_keys: self
+                .all_api_keys(user)
+                .await?
+                .into_iter()
+                .map(|k| k.name)
+                .collect(),
+        })
+    }
+
+    /// After a password reset or change: ends what the old password could
+    /// still lead to (pending links of every kind, MFA logins it started)
+    /// and mails the owner the list of what else holds access.
+    async fn password_replaced(&self, user: &User, reset: bool) -> Result<u64> {
+        let now = self.clock.now();
+        let links = self.store.end_one_time_tokens(user.id, None, now).await?;
+        let challenges = self.store.end_mfa_challenges(user.id, now).await?;
+        let held = self.credentials_held(user.id).await?;
+        let review = self.config.link("account/security");
+        self.send_later(templates::password_replaced(
+            &user.email,
+            reset,
+            &held,
+            review.as_str(),
+        ));
+        Ok(links + challenges)
     }
 
     /// Sends a fresh verification link if the address belongs to an unverified account.
@@ -188,7 +366,7 @@ impl Identity {
         if let Some(user) = self.store.find_user_by_email(&email).await? {
             if !user.email_verified {
                 let link = self
-                    .issue_link(&user, TokenPurpose::VerifyEmail, None, "verify-email")
+                    .issue_link(&user, TokenPurpose::VerifyEmail, Link::Plain, "verify-email")
                     .await?;
                 self.send_later(templates::verify_email(&user.email, &link));
             }
@@ -228,7 +406,7 @@ impl Identity {
         let email = parse_email("email", email)?;
         if let Some(user) = self.store.find_user_by_email(&email).await? {
             let link = self
-                .issue_link(&user, TokenPurpose::ResetPassword, None, "reset-password")
+                .issue_link(&user, TokenPurpose::ResetPassword, Link::Plain, "reset-password")
                 .await?;
             self.send_later(templates::reset_password(&user.email, &link));
         }
@@ -262,10 +440,21 @@ impl Identity {
             .consume_one_time_token(&TokenHash::of(token), TokenPurpose::ResetPassword, now)
             .await?
             .ok_or(CoreError::InvalidLinkToken)?;
-        // The link proves control of the mailbox, so the address counts as verified.
+        let before = self
+            .store
+            .get_user(consumed.user_id)
+            .await?
+            .ok_or(CoreError::InvalidLinkToken)?;
+        // The link proves control of the mailbox. An address proven for the
+        // first time claims the account: what was set up before is not the
+        // mailbox owner's (pre-hijacking).
+        if !before.email_verified {
+            let user = self.claim_account(before.id, hash, meta).await?;
+            self.password_replaced(&user, true).await?;
+            return Ok(());
+        }
         let patch = UserPatch {
             password_hash: Some(hash),
-            email_verified: Some(true),
             ..Default::default()
         };
         let user = self.write_user(consumed.user_id, &patch, now).await?;
@@ -273,10 +462,11 @@ impl Identity {
             .store
             .revoke_sessions(user.id, SessionSelector::All, now)
             .await?;
+        let ended = self.password_replaced(&user, true).await?;
         let metadata = AuditMetadata::default()
-            .with("sessions_revoked", AuditValue::Count(revoked.len() as u64));
+            .with("sessions_revoked", AuditValue::Count(revoked.len() as u64))
+            .with("links_ended", AuditValue::Count(ended));
         self.live.record_revoked(revoked, now);
-        self.send_later(templates::password_changed(&user.email));
         tracing::info!(user.id = %user.id, "password reset; all sessions revoked");
         let target = Some(AuditValue::User(user.id));
         self.audit(
@@ -322,10 +512,11 @@ impl Identity {
                 now,
             )
             .await?;
+        let ended = self.password_replaced(&user, false).await?;
         let metadata = AuditMetadata::default()
-            .with("sessions_revoked", AuditValue::Count(revoked.len() as u64));
+            .with("sessions_revoked", AuditValue::Count(revoked.len() as u64))
+            .with("links_ended", AuditValue::Count(ended));
         self.live.record_revoked(revoked, now);
-        self.send_later(templates::password_changed(&user.email));
         tracing::info!(user.id = %user.id, "password changed");
         let target = Some(AuditValue::User(user.id));
         self.audit(
@@ -365,7 +556,7 @@ impl Identity {
                 .issue_link(
                     &user,
                     TokenPurpose::ChangeEmail,
-                    Some(new_email.clone()),
+                    Link::EmailChange(new_email.clone()),
                     "confirm-email-change",
                 )
                 .await?;
@@ -406,6 +597,23 @@ impl Identity {
             }
             other => other?,
         };
+        // Links mailed to the old address (a reset, an older change) must
+        // not outlive it, nor invitations: the old address is no longer
+        // this account's, and an invitation to it would make a new account
+        // for whoever holds that mailbox now.
+        let ended = self.store.end_one_time_tokens(user.id, None, now).await?;
+        let revoked = self.store.revoke_invitations_to(&old.email, now).await?;
+        for invitation in &revoked {
+            self.audit_in(
+                Some(invitation.org_id),
+                AuditAction::InvitationRevoked,
+                Some(user.id),
+                Some(AuditValue::Invitation(invitation.id)),
+                meta,
+                AuditMetadata::default().with("reason", AuditValue::Reason("email_changed")),
+            )
+            .await;
+        }
         self.send_later(templates::email_changed(&old.email));
         tracing::info!(user.id = %user.id, "email changed");
         let target = Some(AuditValue::User(user.id));
@@ -414,10 +622,51 @@ impl Identity {
             Some(user.id),
             target,
             meta,
-            AuditMetadata::default(),
+            AuditMetadata::default()
+                .with("links_ended", AuditValue::Count(ended))
+                .with("invitations_revoked", AuditValue::Count(revoked.len() as u64)),
         )
         .await;
         Ok(user)
+    }
+
+    /// The caller's pending email change, if any.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn pending_email_change(&self, principal: &Principal) -> Result<Option<PendingLink>> {
+        Ok(self
+            .store
+            .pending_link(principal.user_id, TokenPurpose::ChangeEmail, self.clock.now())
+            .await?)
+    }
+
+    /// Cancels the caller's pending email change: its link stops working.
+    ///
+    /// # Errors
+    /// `NotFound` when none is pending.
+    pub async fn cancel_email_change(&self, principal: &Principal, meta: &RequestMeta) -> Result<()> {
+        let ended = self
+            .store
+            .end_one_time_tokens(
+                principal.user_id,
+                Some(TokenPurpose::ChangeEmail),
+                self.clock.now(),
+            )
+            .await?;
+        if ended == 0 {
+            return Err(CoreError::NotFound);
+        }
+        tracing::info!(user.id = %principal.user_id, "email change cancelled");
+        self.audit(
+            AuditAction::EmailChangeCancelled,
+            Some(principal.user_id),
+            Some(AuditValue::User(principal.user_id)),
+            meta,
+            AuditMetadata::default(),
+        )
+        .await;
+        Ok(())
     }
 
     /// Updates the caller's profile.

@@ -88,21 +88,21 @@ impl Identity {
         let Some((username, password)) = credentials else {
             return Err(CoreError::Unauthorized);
         };
-        if let Some(ip) = by_ip(meta) {
-            self.peek_limit(LimitKind::MasterFailuresIp, ip, None, meta)
-                .await?;
-        }
+        // Counted before the comparison, given back when it matched: guesses
+        // sent together cannot all pass the check.
+        let budget: Vec<_> = by_ip(meta)
+            .map(|ip| (LimitKind::MasterFailuresIp, ip))
+            .into_iter()
+            .collect();
+        let reservation = self.reserve(&budget, None, meta).await?;
         // Fixed-length digests compared in constant time, both of them always,
         // so neither the length nor which half was wrong shows in the timing.
         let user_ok = TokenHash::of(username).ct_eq(&TokenHash::of(&master.username));
         let pass_ok =
             TokenHash::of(password).ct_eq(&TokenHash::of(master.password.expose_secret()));
         if user_ok & pass_ok {
+            self.release(reservation).await;
             return Ok(());
-        }
-        if let Some(ip) = by_ip(meta) {
-            self.record_limited_failure(LimitKind::MasterFailuresIp, ip)
-                .await;
         }
         tracing::warn!("master credentials refused");
         self.audit(

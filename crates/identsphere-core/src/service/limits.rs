@@ -16,7 +16,7 @@ use crate::{
 /// Whose budget a check is against.
 #[derive(Debug, Clone, Copy)]
 pub enum LimitSubject<'a> {
-    /// A client address.
+    /// A client address (an IPv6 one stands for its /64).
     Ip(&'a str),
     /// An account by its normalised address (or, for a malformed one, its
     /// trimmed lower-cased text), registered or not.
@@ -25,13 +25,20 @@ pub enum LimitSubject<'a> {
     AddressIp(&'a str, &'a str),
     /// An account by id (MFA, once the user is known).
     User(UserId),
+    /// A browser by the nonce of its device cookie.
+    Device(&'a str),
 }
 
-/// What a denied check records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Hit {
-    Exceeded,
-    LockedOut,
+/// Attempts counted against failure budgets before the work they guard
+/// (a password hash, a code check). Dropped as it is, the attempts stay
+/// counted: the attempt failed. [`Identity::release`] gives them back when
+/// it succeeded. Counting first is one atomic step in the limiter, so
+/// requests sent together cannot all pass a check made before any of them
+/// is counted.
+#[must_use = "release the reservation when the attempt succeeds"]
+#[derive(Debug, Default)]
+pub(crate) struct Reservation {
+    taken: Vec<(LimitKind, String)>,
 }
 
 /// How often one budget's refusals are audited (per instance): a flood of
@@ -40,6 +47,23 @@ const AUDIT_EVERY: Limit = Limit {
     burst: 1,
     interval: std::time::Duration::from_secs(60),
 };
+
+/// A client address as budgets see it: an IPv6 client by its /64 (one
+/// subscriber's network: a host there can pick any of 2^64 addresses),
+/// anything else as it is.
+pub(crate) fn client_network(ip: &str) -> std::borrow::Cow<'_, str> {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+            format!("{net}/64").into()
+        }
+        Ok(std::net::IpAddr::V6(v6)) => v6
+            .to_ipv4_mapped()
+            .map_or_else(|| ip.into(), |v4| v4.to_string().into()),
+        _ => ip.into(),
+    }
+}
 
 /// The trimmed, lower-cased text used for account limits of any address.
 pub(crate) fn account_key(raw: &str) -> String {
@@ -52,10 +76,11 @@ pub(crate) fn account_key(raw: &str) -> String {
 impl Identity {
     fn limit_key(&self, kind: LimitKind, subject: LimitSubject<'_>) -> String {
         let text = match subject {
-            LimitSubject::Ip(ip) => format!("ip\0{ip}"),
+            LimitSubject::Ip(ip) => format!("ip\0{}", client_network(ip)),
             LimitSubject::Address(a) => format!("addr\0{a}"),
-            LimitSubject::AddressIp(a, ip) => format!("addr-ip\0{a}\0{ip}"),
+            LimitSubject::AddressIp(a, ip) => format!("addr-ip\0{a}\0{}", client_network(ip)),
             LimitSubject::User(id) => format!("user\0{id}"),
+            LimitSubject::Device(nonce) => format!("device\0{nonce}"),
         };
         let key = derive_token(
             &self.config.limit_key,
@@ -73,7 +98,8 @@ impl Identity {
     ///
     /// # Errors
     /// `RateLimited` with the seconds to wait; the refusal is counted in
-    /// `identsphere_rate_limited_total{limit}` and audited as `rate_limit.exceeded`.
+    /// `identsphere_rate_limited_total{limit}` and audited as
+    /// `rate_limit.exceeded` (`user.locked_out` for the login-failure kinds).
     pub async fn check_limit(
         &self,
         kind: LimitKind,
@@ -81,69 +107,58 @@ impl Identity {
         actor: Option<UserId>,
         meta: &RequestMeta,
     ) -> Result<()> {
-        let Some(decision) = self.decide(kind, subject, true).await else {
-            return Ok(());
-        };
-        self.enforce(kind, subject, decision, Hit::Exceeded, actor, meta)
-            .await
-    }
-
-    /// Whether `kind`'s budget for `subject` has room, without counting:
-    /// for budgets that count failures only ([`Self::record_limited_failure`]).
-    ///
-    /// # Errors
-    /// `RateLimited`, counted and audited as by [`Self::check_limit`]
-    /// (`user.locked_out` for the login-failure kinds).
-    pub async fn peek_limit(
-        &self,
-        kind: LimitKind,
-        subject: LimitSubject<'_>,
-        actor: Option<UserId>,
-        meta: &RequestMeta,
-    ) -> Result<()> {
-        let Some(decision) = self.decide(kind, subject, false).await else {
-            return Ok(());
-        };
-        let hit = match kind {
-            LimitKind::LoginFailuresAccount | LimitKind::LoginFailuresAccountIp => Hit::LockedOut,
-            _ => Hit::Exceeded,
-        };
-        self.enforce(kind, subject, decision, hit, actor, meta)
-            .await
-    }
-
-    /// Counts a failure against a failures-only budget. A failure that no
-    /// longer fits is not an error here: the next [`Self::peek_limit`] refuses.
-    pub async fn record_limited_failure(&self, kind: LimitKind, subject: LimitSubject<'_>) {
-        self.decide(kind, subject, true).await;
-    }
-
-    /// `None` when limits are off or the check has no subject.
-    async fn decide(
-        &self,
-        kind: LimitKind,
-        subject: LimitSubject<'_>,
-        consume: bool,
-    ) -> Option<Decision> {
         if !self.config.rate_limits.enabled {
-            return None;
+            return Ok(());
         }
         let limit = self.config.rate_limits.get(kind);
         let key = self.limit_key(kind, subject);
+        let decision = self.limiter.check(&key, &limit, self.clock.now()).await;
+        self.enforce(kind, &key, decision, actor, meta).await
+    }
+
+    /// Counts one attempt against each of `budgets` (failure budgets: a
+    /// lockout), before the work they guard. When one refuses, the attempts
+    /// already counted are given back and the refusal is returned.
+    ///
+    /// # Errors
+    /// `RateLimited`, as by [`Self::check_limit`].
+    pub(crate) async fn reserve(
+        &self,
+        budgets: &[(LimitKind, LimitSubject<'_>)],
+        actor: Option<UserId>,
+        meta: &RequestMeta,
+    ) -> Result<Reservation> {
+        let mut reservation = Reservation::default();
+        if !self.config.rate_limits.enabled {
+            return Ok(reservation);
+        }
+        for &(kind, subject) in budgets {
+            let limit = self.config.rate_limits.get(kind);
+            let key = self.limit_key(kind, subject);
+            let decision = self.limiter.check(&key, &limit, self.clock.now()).await;
+            if let Err(e) = self.enforce(kind, &key, decision, actor, meta).await {
+                self.release(reservation).await;
+                return Err(e);
+            }
+            reservation.taken.push((kind, key));
+        }
+        Ok(reservation)
+    }
+
+    /// Gives back the attempts of a reservation whose attempt succeeded.
+    pub(crate) async fn release(&self, reservation: Reservation) {
         let now = self.clock.now();
-        Some(if consume {
-            self.limiter.check(&key, &limit, now).await
-        } else {
-            self.limiter.peek(&key, &limit, now).await
-        })
+        for (kind, key) in reservation.taken {
+            let limit = self.config.rate_limits.get(kind);
+            self.limiter.refund(&key, &limit, now).await;
+        }
     }
 
     async fn enforce(
         &self,
         kind: LimitKind,
-        subject: LimitSubject<'_>,
+        key: &str,
         decision: Decision,
-        hit: Hit,
         actor: Option<UserId>,
         meta: &RequestMeta,
     ) -> Result<()> {
@@ -151,12 +166,14 @@ impl Identity {
             return Ok(());
         }
         metrics::counter!("identsphere_rate_limited_total", "limit" => kind.as_str()).increment(1);
-        let action = match hit {
-            Hit::Exceeded => AuditAction::RateLimitExceeded,
-            Hit::LockedOut => {
+        let action = match kind {
+            LimitKind::LoginFailuresAccount
+            | LimitKind::LoginFailuresAccountIp
+            | LimitKind::LoginFailuresDevice => {
                 metrics::counter!("identsphere_lockouts_total").increment(1);
                 AuditAction::UserLockedOut
             }
+            _ => AuditAction::RateLimitExceeded,
         };
         tracing::warn!(
             limit = kind.as_str(),
@@ -164,10 +181,9 @@ impl Identity {
             retry_after_secs = decision.retry_after_secs(),
             "rate limit reached"
         );
-        let key = self.limit_key(kind, subject);
         let first = self
             .audit_throttle
-            .check(&key, &AUDIT_EVERY, self.clock.now())
+            .check(key, &AUDIT_EVERY, self.clock.now())
             .await;
         if first.allowed {
             let metadata = AuditMetadata::default()
@@ -188,4 +204,25 @@ impl Identity {
 /// Shorthand: the IP subject when the transport gave one.
 pub(crate) fn by_ip(meta: &RequestMeta) -> Option<LimitSubject<'_>> {
     meta.ip.as_deref().map(LimitSubject::Ip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_network;
+
+    #[test]
+    fn ipv6_clients_are_budgeted_by_their_64() {
+        assert_eq!(client_network("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+        assert_eq!(
+            client_network("2001:db8:1:2:ffff::1"),
+            client_network("2001:db8:1:2::9")
+        );
+        assert_ne!(
+            client_network("2001:db8:1:2::1"),
+            client_network("2001:db8:1:3::1")
+        );
+        assert_eq!(client_network("203.0.113.9"), "203.0.113.9");
+        assert_eq!(client_network("::ffff:203.0.113.9"), "203.0.113.9");
+        assert_eq!(client_network("not an address"), "not an address");
+    }
 }

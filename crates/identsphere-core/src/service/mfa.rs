@@ -5,7 +5,10 @@ use super::{
     Principal, RequestMeta,
 };
 use crate::{
-    audit::{AuditAction, AuditMetadata, AuditValue},
+    audit::{AuditAction, AuditFilter, AuditMetadata, AuditValue},
+    mail::templates,
+    rate_limit::{Limit, RateLimiter},
+    store::PageRequest,
     error::{CoreError, Result},
     ids::{RefreshTokenId, UserId},
     mfa::{
@@ -19,8 +22,6 @@ use crate::{
 use chrono::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
-/// Sensitive operations need an authentication at most this old (seconds).
-pub const STEP_UP_MAX_AGE_SECS: i64 = 300;
 /// How long a pending MFA login lives.
 const MFA_CHALLENGE_TTL_MINUTES: i64 = 5;
 /// Wrong codes a pending MFA login survives.
@@ -50,6 +51,13 @@ pub enum MfaProof {
     RecoveryCode(SecretString),
     /// The account password (step-up only).
     Password(SecretString),
+    /// A passkey's answer to a login ceremony (step-up only).
+    Passkey {
+        /// The ceremony started at `/v1/auth/passkeys/login/start`.
+        ceremony: crate::ids::CeremonyId,
+        /// The `PublicKeyCredential` as JSON.
+        assertion: serde_json::Value,
+    },
 }
 
 impl std::fmt::Debug for MfaProof {
@@ -58,6 +66,7 @@ impl std::fmt::Debug for MfaProof {
             Self::Code(_) => "MfaProof::Code(..)",
             Self::RecoveryCode(_) => "MfaProof::RecoveryCode(..)",
             Self::Password(_) => "MfaProof::Password(..)",
+            Self::Passkey { .. } => "MfaProof::Passkey(..)",
         })
     }
 }
@@ -197,6 +206,44 @@ impl Identity {
             AuditMetadata::default(),
         )
         .await;
+        if flow == "login" {
+            if let Err(e) = self.warn_of_mfa_attempts(user).await {
+                tracing::warn!(user.id = %user, error = %e, "checking for repeated MFA failures failed");
+            }
+        }
+    }
+
+    /// Mails the owner when wrong codes keep coming after a right password
+    /// (three within 15 minutes): someone knows the password. At most one
+    /// such mail an hour per user and instance. Counted from the audit log,
+    /// so failures through every instance add up.
+    async fn warn_of_mfa_attempts(&self, user: UserId) -> Result<()> {
+        const THRESHOLD: u32 = 3;
+        let now = self.clock.now();
+        let filter = AuditFilter {
+            action: Some(AuditAction::MfaFailed),
+            actor_id: Some(user),
+            since: Some(now - Duration::minutes(15)),
+            ..Default::default()
+        };
+        let page = PageRequest {
+            after: None,
+            limit: THRESHOLD,
+        };
+        if self.store.list_audit(&filter, page).await?.len() < THRESHOLD as usize {
+            return Ok(());
+        }
+        let once_an_hour = Limit::per_hour(1, 1);
+        let key = format!("mfa-attempts-mail\0{user}");
+        if !self.audit_throttle.check(&key, &once_an_hour, now).await.allowed {
+            return Ok(());
+        }
+        if let Some(account) = self.store.get_user(user).await? {
+            let reset = self.config.link("forgot-password");
+            self.send_later(templates::mfa_attempts(&account.email, reset.as_str()));
+            tracing::warn!(user.id = %user, "repeated MFA failures: the owner is warned by mail");
+        }
+        Ok(())
     }
 
     /// Completes a login that answered `mfa_required`.
@@ -239,7 +286,7 @@ impl Identity {
         let (amr, recovery) = match &proof {
             MfaProof::Code(_) => (vec!["pwd", "otp", "mfa"], false),
             MfaProof::RecoveryCode(_) => (vec!["pwd", "mfa"], true),
-            MfaProof::Password(_) => {
+            MfaProof::Password(_) | MfaProof::Passkey { .. } => {
                 return Err(CoreError::field("code", "send a code or a recovery code"))
             }
         };
@@ -262,7 +309,7 @@ impl Identity {
                 }
                 None => false,
             },
-            MfaProof::Password(_) => false,
+            MfaProof::Password(_) | MfaProof::Passkey { .. } => false,
         };
         if !accepted {
             let method = if recovery { "recovery_code" } else { "totp" };
@@ -441,24 +488,48 @@ impl Identity {
         Ok(codes)
     }
 
-    /// Re-authenticates the current session with the password or a TOTP code:
-    /// sets a fresh `auth_time`, adds the method to `amr`, and issues a new
-    /// pair (the session's other refresh tokens stay valid).
+    /// Re-authenticates the current session with the password, a TOTP code
+    /// or a passkey: sets a fresh `auth_time`, adds the methods to `amr`,
+    /// and issues a new pair (the session's other refresh tokens stay valid).
+    ///
+    /// On an account with a second factor the password alone is refused:
+    /// otherwise whoever learnt the password and holds a session could step
+    /// up and then turn the second factor off.
     ///
     /// # Errors
-    /// `InvalidCredentials` (password) or `InvalidMfaCode` (code);
-    /// `Unauthorized` when the session has ended.
+    /// `InvalidCredentials` (password), `InvalidMfaCode` (code),
+    /// `PasskeyRejected` (passkey), `Validation` (a password on an account
+    /// with a second factor); `Unauthorized` when the session has ended.
     pub async fn step_up(
         &self,
         principal: &Principal,
         proof: MfaProof,
         meta: &RequestMeta,
     ) -> Result<IssuedTokens> {
-        let method = match &proof {
+        let methods: &[&str] = match proof {
             MfaProof::Password(password) => {
-                self.confirm_password(principal, "password", password, meta)
+                if self.has_second_factor(principal.user_id).await? {
+                    return Err(CoreError::field(
+                        "code",
+                        "this account has a second factor: step up with a code from your \
+                         authenticator app or with a passkey",
+                    ));
+                }
+                self.confirm_password(principal, "password", &password, meta)
                     .await?;
-                "pwd"
+                &["pwd"]
+            }
+            MfaProof::Passkey {
+                ceremony,
+                assertion,
+            } => {
+                let (_, user) = self
+                    .verify_passkey_assertion(ceremony, assertion, meta)
+                    .await?;
+                if user.id != principal.user_id {
+                    return Err(CoreError::PasskeyRejected);
+                }
+                &super::passkeys::PASSKEY_AMR
             }
             MfaProof::Code(code) => {
                 // The same budgets as an MFA login: a stolen access token
@@ -469,12 +540,12 @@ impl Identity {
                 }
                 self.check_mfa_account_budget(principal.user_id, meta)
                     .await?;
-                if !self.accept_totp(principal.user_id, code).await? {
+                if !self.accept_totp(principal.user_id, &code).await? {
                     self.mfa_code_refused(principal.user_id, "step_up", "totp", meta)
                         .await;
                     return Err(CoreError::InvalidMfaCode);
                 }
-                "otp"
+                &["otp"]
             }
             MfaProof::RecoveryCode(_) => {
                 return Err(CoreError::field("code", "send a password or a code"))
@@ -486,7 +557,7 @@ impl Identity {
             .await?
             .ok_or(CoreError::Unauthorized)?;
         let now = self.clock.now();
-        let amr = merge_amr(&session.amr, &[method]);
+        let amr = merge_amr(&session.amr, methods);
         let refresh_token = random_token(REFRESH_PREFIX);
         let refresh = NewRefreshToken {
             id: RefreshTokenId::new(),
@@ -512,9 +583,10 @@ impl Identity {
     }
 
     /// Refuses unless the caller's session authenticated within the last
-    /// [`STEP_UP_MAX_AGE_SECS`]. The session row is authoritative, not the
-    /// token's `auth_time` claim: a step-up counts at once for every token
-    /// of the session.
+    /// `step_up_max_age` (five minutes by default) and, on an account with a
+    /// second factor, with that factor: a password alone does not open what
+    /// the second factor guards. The session row is authoritative, not the
+    /// token's claims: a step-up counts at once for every token of the session.
     ///
     /// # Errors
     /// `StepUpRequired`; `Unauthorized` when the session is gone.
@@ -524,7 +596,10 @@ impl Identity {
             .get_session(principal.session_id)
             .await?
             .ok_or(CoreError::Unauthorized)?;
-        if self.clock.now() - session.auth_time > Duration::seconds(STEP_UP_MAX_AGE_SECS) {
+        if self.clock.now() - session.auth_time > self.config.step_up_max_age {
+            return Err(CoreError::StepUpRequired);
+        }
+        if !amr_has_mfa(&session.amr) && self.has_second_factor(principal.user_id).await? {
             return Err(CoreError::StepUpRequired);
         }
         Ok(())

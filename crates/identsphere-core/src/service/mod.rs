@@ -2,6 +2,7 @@
 mod accounts;
 mod api_keys;
 mod clients;
+mod devices;
 mod invitations;
 mod limits;
 mod mfa;
@@ -18,7 +19,7 @@ pub use clients::{
 };
 pub use invitations::{AcceptInvitation, AcceptedInvitation};
 pub use limits::LimitSubject;
-pub use mfa::{MfaProof, TotpEnrollment, STEP_UP_MAX_AGE_SECS};
+pub use mfa::{MfaProof, TotpEnrollment};
 pub use orgs::{ActiveOrg, Caller, OrgAccess, SessionOrganization};
 pub use passkeys::{CeremonyStart, MAX_PASSKEYS};
 pub use sessions::{IssuedTokens, LoginOutcome, LoginRequest};
@@ -54,6 +55,8 @@ pub struct IdentityConfig {
     pub refresh_ttl: Duration,
     /// How long a retired refresh token still yields its successor.
     pub refresh_grace: Duration,
+    /// How recent a sign-in or step-up must be for sensitive operations.
+    pub step_up_max_age: Duration,
     /// Refuse password login until the email is verified.
     pub require_email_verification: bool,
     /// Rules for new passwords.
@@ -140,6 +143,17 @@ impl Principal {
     pub fn signed_in_with_mfa(&self) -> bool {
         mfa::amr_has_mfa(&self.claims.amr)
     }
+}
+
+/// What a one-time link carries besides its user and purpose.
+#[derive(Debug)]
+pub(crate) enum Link {
+    /// Nothing more.
+    Plain,
+    /// The address an email change confirms.
+    EmailChange(crate::Email),
+    /// The hash of the signing-up browser's secret.
+    SignUp(TokenHash),
 }
 
 const LINK_TTL_VERIFY: i64 = 24;
@@ -413,9 +427,14 @@ impl Identity {
         &self,
         user: &User,
         purpose: TokenPurpose,
-        new_email: Option<crate::Email>,
+        kind: Link,
         path: &str,
     ) -> Result<String> {
+        let (new_email, proof) = match kind {
+            Link::Plain => (None, None),
+            Link::EmailChange(email) => (Some(email), None),
+            Link::SignUp(proof) => (None, Some(proof)),
+        };
         let token = random_token("");
         let now = self.clock.now();
         let hours = match purpose {
@@ -430,15 +449,12 @@ impl Identity {
                 purpose,
                 hash: TokenHash::of(&token),
                 new_email,
+                proof,
                 created_at: now,
                 expires_at: now + Duration::hours(hours),
             })
             .await?;
-        let mut url = self
-            .config
-            .public_url
-            .join(path)
-            .map_err(|e| CoreError::Internal(e.to_string()))?;
+        let mut url = self.config.link(path);
         url.query_pairs_mut().append_pair("token", &token);
         Ok(url.into())
     }
@@ -455,6 +471,7 @@ mod tests {
             access_ttl: Duration::minutes(15),
             refresh_ttl: Duration::days(30),
             refresh_grace: Duration::seconds(10),
+            step_up_max_age: Duration::seconds(300),
             require_email_verification: true,
             password_policy: PasswordPolicy::default(),
             refresh_key: [0; 32],

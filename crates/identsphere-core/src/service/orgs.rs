@@ -394,6 +394,7 @@ impl Identity {
     /// `NotFound`, `Forbidden`.
     pub async fn delete_org(&self, caller: &Caller, org: OrgId, meta: &RequestMeta) -> Result<()> {
         self.org_access(caller, org).await?.require_owner()?;
+        self.require_recent_auth_of(caller).await?;
         if !self.store.delete_org(org).await? {
             return Err(CoreError::NotFound);
         }
@@ -537,6 +538,8 @@ impl Identity {
             let (current, current_permissions) = self.member_permissions(org, user).await?;
             if current.as_str() == RoleName::OWNER {
                 access.require_owner()?;
+                // As sensitive as demoting one (change_member_role).
+                self.require_recent_auth_of(caller).await?;
             }
             access.require_all(&current_permissions)?;
         }

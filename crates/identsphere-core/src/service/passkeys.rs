@@ -21,7 +21,7 @@ pub const MAX_PASSKEYS: usize = 20;
 const NAME_MAX: usize = 64;
 /// `amr` of a passkey login (RFC 8176): a key held in an authenticator, with
 /// user verification (PIN or biometric), which together are two factors.
-const PASSKEY_AMR: [&str; 3] = ["hwk", "user", "mfa"];
+pub(super) const PASSKEY_AMR: [&str; 3] = ["hwk", "user", "mfa"];
 
 /// A started ceremony: the options for `navigator.credentials`, and the id
 /// that the finish request names.
@@ -189,6 +189,34 @@ impl Identity {
         assertion: Value,
         meta: &RequestMeta,
     ) -> Result<(User, IssuedTokens)> {
+        let (passkey, user) = self.verify_passkey_assertion(ceremony, assertion, meta).await?;
+        let amr = PASSKEY_AMR.iter().map(|m| (*m).to_owned()).collect();
+        let issued = self.open_session(&user, amr, meta).await?;
+        metrics::counter!("identsphere_logins_total", "outcome" => "succeeded").increment(1);
+        tracing::info!(user.id = %user.id, session.id = %issued.session.id, "login with a passkey");
+        self.audit(
+            AuditAction::LoginSucceeded,
+            Some(user.id),
+            Some(AuditValue::Session(issued.session.id)),
+            meta,
+            AuditMetadata::default().with("passkey_id", AuditValue::Passkey(passkey.id)),
+        )
+        .await;
+        Ok((user, issued))
+    }
+
+    /// Checks an assertion answering a login ceremony (for a login or a
+    /// step-up) and records the passkey's use; refusals are audited as
+    /// failed logins.
+    ///
+    /// # Errors
+    /// `PasskeyRejected` for anything that does not verify, whatever the reason.
+    pub(super) async fn verify_passkey_assertion(
+        &self,
+        ceremony: CeremonyId,
+        assertion: Value,
+        meta: &RequestMeta,
+    ) -> Result<(PasskeyRecord, User)> {
         let rp = self.relying_party()?;
         let now = self.clock.now();
         let ceremony = self
@@ -227,19 +255,7 @@ impl Identity {
         self.store
             .record_passkey_use(passkey.id, updated.as_deref(), now)
             .await?;
-        let amr = PASSKEY_AMR.iter().map(|m| (*m).to_owned()).collect();
-        let issued = self.open_session(&user, amr, meta).await?;
-        metrics::counter!("identsphere_logins_total", "outcome" => "succeeded").increment(1);
-        tracing::info!(user.id = %user.id, session.id = %issued.session.id, "login with a passkey");
-        self.audit(
-            AuditAction::LoginSucceeded,
-            Some(user.id),
-            Some(AuditValue::Session(issued.session.id)),
-            meta,
-            AuditMetadata::default().with("passkey_id", AuditValue::Passkey(passkey.id)),
-        )
-        .await;
-        Ok((user, issued))
+        Ok((passkey, user))
     }
 
     async fn passkey_login_failed(&self, passkey: Option<&PasskeyRecord>, meta: &RequestMeta) {

@@ -27,6 +27,8 @@ pub struct LoginRequest {
     pub email: String,
     /// Password.
     pub password: SecretString,
+    /// The browser's device cookie, if it sent one ([`Identity::device_cookie`]).
+    pub device: Option<String>,
 }
 
 /// What a correct password leads to.
@@ -79,34 +81,41 @@ impl Identity {
         let user_id = user.as_ref().map(|u| u.id);
         // Failures are limited per account (known or not, so a 429 tells
         // nothing) and per account and client address: one address alone
-        // cannot lock an account out.
+        // cannot lock an account out. A browser that signed in to this
+        // account before (its device cookie) has a budget of its own
+        // instead, so failures from elsewhere do not lock its owner out.
         let account = account_key(&req.email);
-        let account_ip = meta
-            .ip
-            .as_deref()
-            .map(|ip| LimitSubject::AddressIp(&account, ip));
-        let failures = [
-            (LimitKind::LoginFailuresAccountIp, account_ip),
-            (
-                LimitKind::LoginFailuresAccount,
-                Some(LimitSubject::Address(&account)),
-            ),
-        ];
-        for (kind, subject) in failures {
-            if let Some(subject) = subject {
-                if let Err(e) = self.peek_limit(kind, subject, user_id, meta).await {
-                    metrics::counter!("identsphere_logins_total", "outcome" => "locked_out")
-                        .increment(1);
-                    return Err(e);
-                }
+        let budgets: Vec<(LimitKind, LimitSubject<'_>)> =
+            match self.trusted_device(&account, req.device.as_deref()) {
+                Some(nonce) => vec![(LimitKind::LoginFailuresDevice, LimitSubject::Device(nonce))],
+                None => meta
+                    .ip
+                    .as_deref()
+                    .map(|ip| {
+                        (
+                            LimitKind::LoginFailuresAccountIp,
+                            LimitSubject::AddressIp(&account, ip),
+                        )
+                    })
+                    .into_iter()
+                    .chain([(
+                        LimitKind::LoginFailuresAccount,
+                        LimitSubject::Address(&account),
+                    )])
+                    .collect(),
+            };
+        // The attempt is counted as a failure before the hash is checked and
+        // given back if the password was right: requests sent together
+        // cannot all pass a check that none of them has paid for yet.
+        let reservation = match self.reserve(&budgets, user_id, meta).await {
+            Ok(r) => r,
+            Err(e) => {
+                metrics::counter!("identsphere_logins_total", "outcome" => "locked_out")
+                    .increment(1);
+                return Err(e);
             }
-        }
+        };
         if !self.check_password(user.as_ref(), &req.password).await? {
-            for (kind, subject) in failures {
-                if let Some(subject) = subject {
-                    self.record_limited_failure(kind, subject).await;
-                }
-            }
             metrics::counter!("identsphere_logins_total", "outcome" => "failed").increment(1);
             tracing::info!(user.id = user_id.map(|u| u.to_string()), "login failed");
             // The actor is known only when the address has an account; the address itself is never recorded.
@@ -121,6 +130,7 @@ impl Identity {
             .await;
             return Err(CoreError::InvalidCredentials);
         }
+        self.release(reservation).await;
         let Some(user) = user else {
             return Err(CoreError::InvalidCredentials);
         };
@@ -166,15 +176,21 @@ impl Identity {
     ) -> Result<User> {
         check_size(field, password)?;
         let user = self.current_user(principal).await?;
+        if let Some(ip) = by_ip(meta) {
+            self.check_limit(LimitKind::PasswordConfirmIp, ip, Some(user.id), meta)
+                .await?;
+        }
         let account = account_key(user.email.as_str());
-        let subject = LimitSubject::Address(&account);
-        let kind = LimitKind::LoginFailuresAccount;
-        self.peek_limit(kind, subject, Some(user.id), meta).await?;
+        let budget = [(
+            LimitKind::LoginFailuresAccount,
+            LimitSubject::Address(&account),
+        )];
+        let reservation = self.reserve(&budget, Some(user.id), meta).await?;
         if !self.check_password(Some(&user), password).await? {
-            self.record_limited_failure(kind, subject).await;
             tracing::info!(user.id = %user.id, "password re-confirmation failed");
             return Err(CoreError::InvalidCredentials);
         }
+        self.release(reservation).await;
         Ok(user)
     }
 
@@ -452,6 +468,22 @@ impl Identity {
         )
         .await?;
         Ok(())
+    }
+
+    /// The session a refresh token (live or retired) belongs to: for checks
+    /// made before it is used (a cookie refresh's CSRF binding).
+    ///
+    /// # Errors
+    /// Store failures; an unknown token is `None`.
+    pub async fn session_of_refresh_token(&self, presented: &str) -> Result<Option<SessionId>> {
+        if presented.is_empty() || presented.len() > 256 {
+            return Ok(None);
+        }
+        Ok(self
+            .store
+            .find_session_by_refresh_token(&TokenHash::of(presented))
+            .await?
+            .map(|s| s.id))
     }
 
     /// Ends the session a refresh token belongs to (logout with only a refresh cookie).

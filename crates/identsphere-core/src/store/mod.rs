@@ -142,6 +142,28 @@ pub trait OneTimeTokenStore: Send + Sync {
         purpose: TokenPurpose,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<ConsumedToken>>;
+    /// A live token of `purpose` by its hash, without consuming it.
+    async fn find_one_time_token(
+        &self,
+        hash: &TokenHash,
+        purpose: TokenPurpose,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<PendingLink>>;
+    /// The user's live link of `purpose` (there is at most one).
+    async fn pending_link(
+        &self,
+        user: UserId,
+        purpose: TokenPurpose,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<PendingLink>>;
+    /// Ends the user's unused links: of `purpose`, or of every purpose.
+    /// Returns how many were live.
+    async fn end_one_time_tokens(
+        &self,
+        user: UserId,
+        purpose: Option<TokenPurpose>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64>;
 }
 
 /// Signing keys for asymmetric access tokens.
@@ -262,6 +284,13 @@ pub trait InvitationStore: Send + Sync {
     ) -> StoreResult<Vec<Invitation>>;
     /// The invitation a token belongs to, whatever its state.
     async fn find_invitation(&self, hash: &TokenHash) -> StoreResult<Option<Invitation>>;
+    /// Revokes every pending invitation to `email`, in any organization
+    /// (the address left its account); returns them as they were.
+    async fn revoke_invitations_to(
+        &self,
+        email: &Email,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Invitation>>;
     /// Revokes a pending invitation of `org`; `false` when there is none with that id.
     async fn revoke_invitation(
         &self,
@@ -351,6 +380,10 @@ pub trait MfaStore: Send + Sync {
     /// Removes the user's authenticator, recovery codes and pending MFA
     /// logins; `true` when a confirmed authenticator was removed.
     async fn delete_mfa(&self, user: UserId) -> StoreResult<bool>;
+    /// Ends the user's pending MFA logins (after a password change: a
+    /// password that was just replaced must not finish a sign-in); returns
+    /// how many were live.
+    async fn end_mfa_challenges(&self, user: UserId, now: DateTime<Utc>) -> StoreResult<u64>;
     /// Stores a pending MFA login, and drops expired ones.
     async fn create_mfa_challenge(&self, challenge: &NewMfaChallenge) -> StoreResult<()>;
     /// A live (unexpired, unconsumed, attempts left) MFA login.

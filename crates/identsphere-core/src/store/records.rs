@@ -189,6 +189,27 @@ pub struct NewOneTimeToken {
     pub hash: TokenHash,
     /// For [`TokenPurpose::ChangeEmail`]: the address being confirmed.
     pub new_email: Option<Email>,
+    /// For [`TokenPurpose::VerifyEmail`] of a sign-up: the hash of the
+    /// secret kept by the browser that signed up. Only that browser may
+    /// finish the verification without choosing the password anew.
+    pub proof: Option<TokenHash>,
+    /// Issue time.
+    pub created_at: DateTime<Utc>,
+    /// Expiry.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A live (unused, unexpired) one-time link, as lists and checks see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingLink {
+    /// Whose it is.
+    pub user_id: UserId,
+    /// What it is for.
+    pub purpose: TokenPurpose,
+    /// For email changes: the address being confirmed.
+    pub new_email: Option<Email>,
+    /// For sign-up verifications: the hash of the signing-up browser's secret.
+    pub proof: Option<TokenHash>,
     /// Issue time.
     pub created_at: DateTime<Utc>,
     /// Expiry.
@@ -492,6 +513,8 @@ pub enum ApiKeyOwner {
     User(UserId),
     /// An organization's keys.
     Org(OrgId),
+    /// Every key a user created: personal ones and those of organizations.
+    Creator(UserId),
 }
 
 /// A user's TOTP authenticator.

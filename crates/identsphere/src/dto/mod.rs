@@ -117,6 +117,31 @@ pub struct TokenBody {
     pub token: String,
 }
 
+/// Verification of an address from its emailed link.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyEmailBody {
+    /// The `token` query parameter of the link.
+    pub token: String,
+    /// Needed unless the request comes from the browser that signed up
+    /// (its `identsphere_signup` cookie): the account's password, chosen
+    /// now. Whatever was set up on the account before its address was
+    /// proven (sessions, second factors, passkeys, API keys) is removed.
+    #[schema(format = Password)]
+    pub password: Option<String>,
+}
+
+/// A pending email change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PendingEmailChangeResponse {
+    /// The address awaiting confirmation.
+    pub new_email: String,
+    /// When the change was requested.
+    pub requested_at: chrono::DateTime<chrono::Utc>,
+    /// When its link stops working.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
 /// An email address.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -751,7 +776,9 @@ pub struct PasswordBody {
     pub password: String,
 }
 
-/// Step-up: exactly one of `password` and `code`.
+/// Step-up: exactly one of `password`, `code`, or a passkey (`ceremony_id`
+/// and `credential`). On an account with a second factor (TOTP or a
+/// passkey) the password alone is refused.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StepUpBody {
@@ -760,6 +787,12 @@ pub struct StepUpBody {
     pub password: Option<String>,
     /// A TOTP code.
     pub code: Option<String>,
+    /// A ceremony from `POST /v1/auth/passkeys/login/start`.
+    pub ceremony_id: Option<String>,
+    /// The `PublicKeyCredential` from `navigator.credentials.get()`, as JSON,
+    /// answering that ceremony with one of the caller's passkeys.
+    #[schema(value_type = Option<Object>)]
+    pub credential: Option<serde_json::Value>,
 }
 
 /// Whether MFA is on.

@@ -182,6 +182,23 @@ pub(crate) fn check_csrf(
     }
 }
 
+/// The second half of the CSRF check, once the session is known: the
+/// (header-matched) cookie must be that session's own token.
+pub(crate) fn check_csrf_binding(
+    method: &Method,
+    state: &AppState,
+    jar: &CookieJar,
+    session: identsphere_core::ids::SessionId,
+) -> Result<(), ApiError> {
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+        || state.cookies.csrf_bound(jar, session)
+    {
+        Ok(())
+    } else {
+        Err(ApiError::CsrfFailed)
+    }
+}
+
 /// Authenticates whatever credential the request carries.
 pub(crate) async fn authenticate(
     method: &Method,
@@ -189,15 +206,18 @@ pub(crate) async fn authenticate(
     state: &AppState,
 ) -> Result<Caller, ApiError> {
     let jar = CookieJar::from_headers(headers);
-    let token = match credential(headers, &jar)? {
-        Credential::Bearer(t) => t,
+    let (token, via_cookie) = match credential(headers, &jar)? {
+        Credential::Bearer(t) => (t, false),
         Credential::Cookie(t) => {
             check_csrf(method, headers, &jar)?;
-            t
+            (t, true)
         }
         Credential::None => return Err(CoreError::Unauthorized.into()),
     };
     let caller = state.identity.authenticate_caller(&token).await?;
+    if let (true, Caller::Session(principal)) = (via_cookie, &caller) {
+        check_csrf_binding(method, state, &jar, principal.session_id)?;
+    }
     tracing::Span::current().record("user.id", tracing::field::display(caller.user_id()));
     Ok(caller)
 }

@@ -14,12 +14,17 @@
 //! | POST | /v1/auth/password/change | [`change_password`] |
 //! | POST | /v1/auth/email/change | [`change_email`] |
 //! | POST | /v1/auth/email/change/confirm | [`confirm_email_change`] |
+//! | GET | /v1/auth/email/change | [`pending_email_change`] |
+//! | DELETE | /v1/auth/email/change | [`cancel_email_change`] |
 //! | POST | /v1/auth/switch-organization | [`switch_organization`] |
 use crate::{
-    cookies::REFRESH,
+    cookies::{DEVICE, REFRESH, SIGNUP},
     dto::*,
     error::{ApiError, ApiResult, Problem},
-    extract::{check_csrf, credential, Auth, ClientMeta, Credential, Json, OptionalJson},
+    extract::{
+        check_csrf, check_csrf_binding, credential, Auth, ClientMeta, Credential, Json,
+        OptionalJson,
+    },
     state::AppState,
 };
 use axum::{
@@ -49,30 +54,36 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(change_password))
         .routes(routes!(change_email))
         .routes(routes!(confirm_email_change))
+        .routes(routes!(pending_email_change, cancel_email_change))
         .routes(routes!(switch_organization))
 }
 
 /// Creates an account and emails a verification link. A taken address gets
 /// the same answer (its owner is told by mail), so the response never reveals
-/// whether an address is registered.
+/// whether an address is registered. Sets the `identsphere_signup` cookie
+/// (HttpOnly, path `/v1/auth/email/verify`, 24 hours): verifying from this
+/// browser keeps the password chosen here; from anywhere else, the
+/// verification asks for the password anew.
 #[utoipa::path(post, path = "/v1/auth/signup", tag = "auth", request_body = SignupBody, responses(
     (status = 201, description = "Verification email sent (or the owner notified)", body = Accepted),
     (status = 422, description = "Invalid email, weak password or bad name", body = Problem),
-    (status = 429, description = "`rate_limited`, with `Retry-After`", body = Problem),
+    (status = 429, description = "`rate_limited` (per client address, and per target address whether or not it is registered), with `Retry-After`", body = Problem),
 ))]
 pub async fn signup(
     State(state): State<AppState>,
     ClientMeta(meta): ClientMeta,
+    jar: CookieJar,
     Json(body): Json<SignupBody>,
-) -> ApiResult<(StatusCode, axum::Json<Accepted>)> {
+) -> ApiResult<(StatusCode, CookieJar, axum::Json<Accepted>)> {
     let req = SignupRequest {
         email: body.email,
         password: SecretString::from(body.password),
         name: body.name,
     };
-    state.identity.signup(req, &meta).await?;
+    let proof = state.identity.signup(req, &meta).await?;
     Ok((
         StatusCode::CREATED,
+        state.cookies.set_signup(jar, proof),
         axum::Json(Accepted::new(
             "check your inbox to verify your email address",
         )),
@@ -80,22 +91,31 @@ pub async fn signup(
 }
 
 /// Verifies the address from the emailed link (`/verify-email?token=…`).
-#[utoipa::path(post, path = "/v1/auth/email/verify", tag = "auth", request_body = TokenBody, responses(
+/// From the browser that signed up (its `identsphere_signup` cookie) the
+/// token is enough. Otherwise `password` is required and becomes the
+/// account's password: the link proves the mailbox, not who chose the
+/// sign-up password, so a password chosen by someone else never goes live
+/// (account pre-hijacking). Anything set up on the account before its
+/// address was proven is then removed. Without a password where one is
+/// needed, the answer is 422 on `password` and the link still works.
+#[utoipa::path(post, path = "/v1/auth/email/verify", tag = "auth", request_body = VerifyEmailBody, responses(
     (status = 200, description = "Verified", body = UserResponse),
     (status = 400, description = "`invalid_token`: unknown, used or expired link", body = Problem),
+    (status = 422, description = "`password` needed (not the signing-up browser) or too weak", body = Problem),
 ))]
 pub async fn verify_email(
     State(state): State<AppState>,
     ClientMeta(meta): ClientMeta,
-    Json(body): Json<TokenBody>,
-) -> ApiResult<axum::Json<UserResponse>> {
-    Ok(axum::Json(
-        state
-            .identity
-            .verify_email(&body.token, &meta)
-            .await?
-            .into(),
-    ))
+    jar: CookieJar,
+    Json(body): Json<VerifyEmailBody>,
+) -> ApiResult<(CookieJar, axum::Json<UserResponse>)> {
+    let proof = jar.get(SIGNUP).map(|c| c.value().to_owned());
+    let password = body.password.map(SecretString::from);
+    let user = state
+        .identity
+        .verify_email(&body.token, proof.as_deref(), password.as_ref(), &meta)
+        .await?;
+    Ok((state.cookies.clear_signup(jar), axum::Json(user.into())))
 }
 
 /// Sends a new verification link when the address has an unverified account.
@@ -139,11 +159,13 @@ pub async fn login(
     let req = LoginRequest {
         email: body.email,
         password: SecretString::from(body.password),
+        device: jar.get(DEVICE).map(|c| c.value().to_owned()),
     };
     match state.identity.login(req, &meta).await? {
         LoginOutcome::SignedIn(signed_in) => {
             let (user, tokens) = *signed_in;
-            let jar = state.cookies.set_session(jar, &tokens);
+            let device = state.identity.device_cookie(&user.email);
+            let jar = state.cookies.set_sign_in(jar, &tokens, device);
             Ok((
                 jar,
                 axum::Json(LoginAnswer::SignedIn(LoginResponse::new(tokens, user))),
@@ -187,6 +209,9 @@ pub async fn refresh(
                 .filter(|v| !v.is_empty());
             let token = token.ok_or(CoreError::Unauthorized)?;
             check_csrf(&method, &headers, &jar)?;
+            if let Some(session) = state.identity.session_of_refresh_token(&token).await? {
+                check_csrf_binding(&method, &state, &jar, session)?;
+            }
             (token, true)
         }
     };
@@ -221,7 +246,11 @@ pub async fn logout(
         Credential::Bearer(token) => Some(state.identity.authenticate(&token).await?),
         Credential::Cookie(token) => {
             check_csrf(&method, &headers, &jar)?;
-            state.identity.authenticate(&token).await.ok()
+            let principal = state.identity.authenticate(&token).await.ok();
+            if let Some(p) = &principal {
+                check_csrf_binding(&method, &state, &jar, p.session_id)?;
+            }
+            principal
         }
         Credential::None => None,
     };
@@ -234,6 +263,9 @@ pub async fn logout(
                 .filter(|v| !v.is_empty());
             let refresh = refresh.ok_or(CoreError::Unauthorized)?;
             check_csrf(&method, &headers, &jar)?;
+            if let Some(session) = state.identity.session_of_refresh_token(&refresh).await? {
+                check_csrf_binding(&method, &state, &jar, session)?;
+            }
             state
                 .identity
                 .logout_by_refresh_token(&refresh, &meta)
@@ -355,6 +387,48 @@ pub async fn confirm_email_change(
             .await?
             .into(),
     ))
+}
+
+/// The caller's pending email change: the address awaiting confirmation.
+#[utoipa::path(get, path = "/v1/auth/email/change", tag = "auth", responses(
+    (status = 200, body = PendingEmailChangeResponse),
+    (status = 401, body = Problem),
+    (status = 404, description = "No email change is pending", body = Problem),
+), security(("bearer" = []), ("cookie" = [])))]
+pub async fn pending_email_change(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+) -> ApiResult<axum::Json<PendingEmailChangeResponse>> {
+    let pending = state
+        .identity
+        .pending_email_change(&principal)
+        .await?
+        .ok_or(CoreError::NotFound)?;
+    let new_email = pending.new_email.ok_or(CoreError::NotFound)?;
+    Ok(axum::Json(PendingEmailChangeResponse {
+        new_email: new_email.to_string(),
+        requested_at: pending.created_at,
+        expires_at: pending.expires_at,
+    }))
+}
+
+/// Cancels the caller's pending email change: its link stops working.
+#[utoipa::path(delete, path = "/v1/auth/email/change", tag = "auth", responses(
+    (status = 204, description = "Cancelled"),
+    (status = 401, body = Problem),
+    (status = 403, description = "`csrf_failed`", body = Problem),
+    (status = 404, description = "No email change is pending", body = Problem),
+), security(("bearer" = []), ("cookie" = [])))]
+pub async fn cancel_email_change(
+    State(state): State<AppState>,
+    ClientMeta(meta): ClientMeta,
+    Auth(principal): Auth,
+) -> ApiResult<StatusCode> {
+    state
+        .identity
+        .cancel_email_change(&principal, &meta)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Makes an organization the session's active one (`null`: none) and

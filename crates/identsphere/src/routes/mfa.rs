@@ -93,7 +93,8 @@ pub async fn verify(
         .identity
         .verify_mfa(&body.mfa_token, proof, &meta)
         .await?;
-    let jar = state.cookies.set_session(jar, &tokens);
+    let device = state.identity.device_cookie(&user.email);
+    let jar = state.cookies.set_sign_in(jar, &tokens, device);
     Ok((jar, axum::Json(LoginResponse::new(tokens, user))))
 }
 
@@ -178,14 +179,18 @@ pub async fn regenerate_recovery_codes(
     Ok(axum::Json(RecoveryCodesResponse { recovery_codes }))
 }
 
-/// Re-authenticates the session with the password or a TOTP code: a fresh
-/// `auth_time` (sensitive operations need one newer than 5 minutes) and the
-/// method added to `amr`. Returns a new pair; the session's other refresh
-/// tokens stay valid. Cookies are updated when the request used them.
+/// Re-authenticates the session with the password, a TOTP code or a
+/// passkey: a fresh `auth_time` (sensitive operations need one newer than
+/// `IDENTSPHERE_STEP_UP_MAX_AGE_SECS`, 5 minutes by default) and the method
+/// added to `amr`. On an account with a second factor, the password alone is
+/// refused (422 on `code`), and sensitive operations need a session whose
+/// `amr` holds `mfa`. Returns a new pair; the session's other refresh tokens
+/// stay valid. Cookies are updated when the request used them.
 #[utoipa::path(post, path = "/v1/auth/step-up", tag = "auth", request_body = StepUpBody, responses(
     (status = 200, body = TokenPairResponse),
     (status = 401, description = "`invalid_credentials`, `invalid_mfa_code` or `unauthorized`", body = Problem),
-    (status = 422, description = "Not exactly one of `password` and `code`", body = Problem),
+    (status = 422, description = "Not exactly one of `password`, `code` and a passkey; or a password on an account with a second factor", body = Problem),
+    (status = 429, description = "`rate_limited`: re-confirmations from this address, or failures for this account", body = Problem),
 ), security(("bearer" = []), ("cookie" = [])))]
 pub async fn step_up(
     State(state): State<AppState>,
@@ -195,13 +200,28 @@ pub async fn step_up(
     jar: CookieJar,
     Json(body): Json<StepUpBody>,
 ) -> ApiResult<Response> {
-    let proof = one_of(
-        body.password,
-        body.code,
-        "password",
-        MfaProof::Password,
-        MfaProof::Code,
-    )?;
+    let proof = match (body.ceremony_id, body.credential) {
+        (Some(ceremony), Some(assertion)) if body.password.is_none() && body.code.is_none() => {
+            MfaProof::Passkey {
+                ceremony: ceremony.parse().map_err(|_| CoreError::PasskeyRejected)?,
+                assertion,
+            }
+        }
+        (None, None) => one_of(
+            body.password,
+            body.code,
+            "password",
+            MfaProof::Password,
+            MfaProof::Code,
+        )?,
+        _ => {
+            return Err(CoreError::field(
+                "password",
+                "send exactly one of password, code, or ceremony_id with credential",
+            )
+            .into())
+        }
+    };
     let tokens = state.identity.step_up(&principal, proof, &meta).await?;
     if headers.contains_key(axum::http::header::AUTHORIZATION) {
         Ok(axum::Json(TokenPairResponse::from(tokens)).into_response())

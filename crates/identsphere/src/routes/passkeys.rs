@@ -148,7 +148,8 @@ pub async fn login_finish(
         .identity
         .finish_passkey_login(ceremony, body.credential, &meta)
         .await?;
-    let jar = state.cookies.set_session(jar, &tokens);
+    let device = state.identity.device_cookie(&user.email);
+    let jar = state.cookies.set_sign_in(jar, &tokens, device);
     Ok((jar, axum::Json(LoginResponse::new(tokens, user))))
 }
 

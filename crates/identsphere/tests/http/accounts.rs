@@ -23,21 +23,16 @@ async fn signup_verify_login_me(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
         return;
     };
-    let r = app
-        .post(
-            "/v1/auth/signup",
-            json!({ "email": "Ann@Example.com", "password": PASSWORD, "name": "Ann" }),
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::CREATED);
+    let cookie = app.signup_browser("Ann@Example.com", PASSWORD).await;
     let mail = app.mail.first_to("ann@example.com").await;
     assert!(mail.text().contains(&format!(
         "http://localhost:{}/verify-email?token=",
         app.base.rsplit(':').next().unwrap()
     )));
     let r = app
-        .post(
+        .post_with_cookie(
             "/v1/auth/email/verify",
+            &cookie,
             json!({ "token": mail.token().unwrap() }),
         )
         .await;
@@ -132,8 +127,22 @@ async fn signup_does_not_reveal_registered_emails(b: Backend) {
         .await;
     let (s2, b2): (_, Value) = (again.status(), again.json().await.unwrap());
     assert_eq!((s1, &b1), (s2, &b2));
-    // The owner hears about the second attempt; the original password still works.
+    // The account was never verified: the mailbox's owner gets a link to
+    // finish it, choosing the password anew.
     let notice = app.mail.nth_to("ann@example.com", 1).await;
+    assert!(notice.text().contains("never confirmed"), "{}", notice.text());
+    assert!(notice.token().is_some());
+    // Once verified, a sign-up only tells the owner.
+    app.signup_verified("bob@example.com").await;
+    let r = app
+        .post(
+            "/v1/auth/signup",
+            json!({ "email": "bob@example.com", "password": "another password" }),
+        )
+        .await;
+    let (s3, b3): (_, Value) = (r.status(), r.json().await.unwrap());
+    assert_eq!((s1, &b1), (s3, &b3));
+    let notice = app.mail.nth_to("bob@example.com", 1).await;
     assert!(notice.text().contains("already has one"));
     assert!(notice.token().is_none());
     for path in ["/v1/auth/password/forgot", "/v1/auth/email/verify/resend"] {
@@ -178,16 +187,12 @@ async fn verification_link_works_once(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else {
         return;
     };
-    app.post(
-        "/v1/auth/signup",
-        json!({ "email": "ann@example.com", "password": PASSWORD }),
-    )
-    .await;
+    let cookie = app.signup_browser("ann@example.com", PASSWORD).await;
     let token = app.mail.first_to("ann@example.com").await.token().unwrap();
     // Concurrent clicks: exactly one succeeds.
-    let attempts = futures::future::join_all(
-        (0..10).map(|_| app.post("/v1/auth/email/verify", json!({ "token": token }))),
-    )
+    let attempts = futures::future::join_all((0..10).map(|_| {
+        app.post_with_cookie("/v1/auth/email/verify", &cookie, json!({ "token": token }))
+    }))
     .await;
     let ok = attempts
         .iter()
@@ -234,10 +239,21 @@ async fn resend_verification(b: Backend) {
         "invalid_token",
     )
     .await;
-    assert_eq!(
+    // A resent link carries no sign-up proof: it asks for the password.
+    problem(
         app.post("/v1/auth/email/verify", json!({ "token": second }))
-            .await
-            .status(),
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(
+        app.post(
+            "/v1/auth/email/verify",
+            json!({ "token": second, "password": PASSWORD })
+        )
+        .await
+        .status(),
         StatusCode::OK
     );
     // Verified accounts get no more links.
@@ -504,9 +520,12 @@ async fn email_change_to_an_address_taken_meanwhile_conflicts(b: Backend) {
     .await;
     let verify = app.mail.nth_to("new@example.com", 1).await.token().unwrap();
     assert_eq!(
-        app.post("/v1/auth/email/verify", json!({ "token": verify }))
-            .await
-            .status(),
+        app.post(
+            "/v1/auth/email/verify",
+            json!({ "token": verify, "password": PASSWORD })
+        )
+        .await
+        .status(),
         StatusCode::OK
     );
     let r = app

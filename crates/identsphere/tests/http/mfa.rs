@@ -125,6 +125,17 @@ impl Mfa {
         (secret, codes)
     }
 
+    /// Steps `token`'s session up with a code; returns the new access token.
+    pub async fn step_up(&self, token: &str, secret: &[u8]) -> String {
+        let r = self
+            .app
+            .post_bearer("/v1/auth/step-up", token, json!({ "code": self.code(secret) }))
+            .await;
+        let stepped = crate::support::body(r, StatusCode::OK).await;
+        self.next_step();
+        crate::support::token(&stepped)
+    }
+
     /// A login that must stop at the second factor; returns the MFA token.
     pub async fn mfa_login(&self, email: &str) -> String {
         let r = self.app.login(email, PASSWORD).await;
@@ -166,10 +177,21 @@ async fn enrollment_then_login_needs_a_code_once(b: Backend) {
         status,
         json!({ "enabled": true, "recovery_codes_left": 10 })
     );
-    // A second enrollment is refused while MFA is on.
+    // The session signed in with the password alone: now that the account
+    // has a second factor, sensitive operations need it.
     problem(
         m.app
             .post_bearer("/v1/auth/mfa/totp/enroll", &token(&login), json!({}))
+            .await,
+        StatusCode::FORBIDDEN,
+        "step_up_required",
+    )
+    .await;
+    // A second enrollment is refused while MFA is on.
+    let stepped = m.step_up(&token(&login), &secret).await;
+    problem(
+        m.app
+            .post_bearer("/v1/auth/mfa/totp/enroll", &stepped, json!({}))
             .await,
         StatusCode::CONFLICT,
         "conflict",
@@ -378,7 +400,31 @@ async fn disable_and_regenerate_need_the_password_and_recent_auth(b: Backend) {
     let Some(m) = Mfa::spawn(b).await else { return };
     let login = m.app.user("ann@example.com").await;
     let (secret, old_codes) = m.enable(&token(&login)).await;
-    let t = &token(&login);
+    // The password alone no longer steps up (issue 12 item 8): someone who
+    // learnt it and holds a session must not turn the second factor off.
+    problem(
+        m.app
+            .post_bearer(
+                "/v1/auth/step-up",
+                &token(&login),
+                json!({ "password": PASSWORD }),
+            )
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    for path in ["/v1/auth/mfa/recovery-codes", "/v1/auth/mfa/disable"] {
+        problem(
+            m.app
+                .post_bearer(path, &token(&login), json!({ "password": PASSWORD }))
+                .await,
+            StatusCode::FORBIDDEN,
+            "step_up_required",
+        )
+        .await;
+    }
+    let t = &m.step_up(&token(&login), &secret).await;
     for path in ["/v1/auth/mfa/recovery-codes", "/v1/auth/mfa/disable"] {
         problem(
             m.app

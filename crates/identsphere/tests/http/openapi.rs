@@ -26,6 +26,8 @@ async fn openapi_lists_every_route(b: Backend) {
         ("post", "/v1/auth/password/change"),
         ("post", "/v1/auth/email/change"),
         ("post", "/v1/auth/email/change/confirm"),
+        ("get", "/v1/auth/email/change"),
+        ("delete", "/v1/auth/email/change"),
         ("get", "/v1/session"),
         ("get", "/v1/users/me"),
         ("patch", "/v1/users/me"),

@@ -96,6 +96,23 @@ impl Passkeys {
             .await
     }
 
+    /// Steps `token`'s session up with a passkey of `device`; returns the
+    /// new access token. Once an account has a passkey, a session signed in
+    /// with the password alone needs this before sensitive operations.
+    async fn step_up(&self, access: &str, device: &mut SoftAuthenticator) -> String {
+        let start = self.login_start().await;
+        let assertion = device.login(&start["publicKey"]).unwrap();
+        let r = self
+            .app
+            .post_bearer(
+                "/v1/auth/step-up",
+                access,
+                json!({ "ceremony_id": start["ceremony_id"], "credential": assertion }),
+            )
+            .await;
+        token(&body(r, StatusCode::OK).await)
+    }
+
     /// A complete username-less login with `device`; returns the answer.
     async fn sign_in(&self, device: &mut SoftAuthenticator) -> reqwest::Response {
         let start = self.login_start().await;
@@ -155,7 +172,18 @@ async fn register_then_sign_in_without_a_username(b: Backend) {
     let listed = p.app.get_json_bearer("/v1/auth/passkeys", &ann).await;
     assert_eq!(items(&listed).len(), 1);
     assert_eq!(items(&listed)[0]["id"], passkey["id"]);
-    // A second registration excludes the credential the device holds.
+    // Adding another passkey is sensitive: the password session steps up
+    // with the passkey it has. A second registration excludes the credential
+    // the device holds.
+    problem(
+        p.app
+            .post_bearer("/v1/auth/passkeys/register/start", &ann, json!({}))
+            .await,
+        StatusCode::FORBIDDEN,
+        "step_up_required",
+    )
+    .await;
+    let ann = p.step_up(&ann, &mut laptop).await;
     let again = p.register_start(&ann).await;
     assert_eq!(
         again["publicKey"]["excludeCredentials"][0]["id"],
@@ -253,6 +281,7 @@ async fn a_passkey_login_is_mfa_strength(b: Backend) {
     let ann = token(&p.app.user("ann@example.com").await);
     let mut phone = SoftAuthenticator::new(&p.origin());
     p.register(&ann, &mut phone, "Phone").await;
+    let ann = p.step_up(&ann, &mut phone).await;
     // Turn TOTP on: a password login now stops at the second factor...
     let enroll = body(
         p.app
@@ -297,6 +326,7 @@ async fn each_ceremony_finishes_once_and_within_five_minutes(b: Backend) {
     let ann = token(&p.app.user("ann@example.com").await);
     let mut key = SoftAuthenticator::new(&p.origin());
     p.register(&ann, &mut key, "Key").await;
+    let ann = p.step_up(&ann, &mut key).await;
 
     // Ten racing finishes of one signed assertion: one session, nine refusals.
     let start = p.login_start().await;
@@ -378,6 +408,7 @@ async fn assertions_that_do_not_verify_are_refused(b: Backend) {
     let bob = token(&bob_login);
     let mut anns = SoftAuthenticator::new(&p.origin());
     p.register(&ann, &mut anns, "Ann's").await;
+    let ann = p.step_up(&ann, &mut anns).await;
     let mut bobs = SoftAuthenticator::new(&p.origin());
     p.register(&bob, &mut bobs, "Bob's").await;
     let ann_key = anns.held()[0].clone();
@@ -467,6 +498,7 @@ async fn passkeys_are_listed_renamed_and_deleted_by_their_owner_only(b: Backend)
     let bob = token(&p.app.user("bob@example.com").await);
     let mut key = SoftAuthenticator::new(&p.origin());
     let passkey = p.register(&ann, &mut key, "Key").await;
+    let ann = p.step_up(&ann, &mut key).await;
     let path = format!("/v1/auth/passkeys/{}", passkey["id"].as_str().unwrap());
 
     let renamed = body(

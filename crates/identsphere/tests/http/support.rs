@@ -37,6 +37,7 @@ fn relax_ip_limits(config: &mut AuthServiceConfig) {
         LimitKind::PasswordResetIp,
         LimitKind::VerificationResendIp,
         LimitKind::MfaVerifyIp,
+        LimitKind::PasswordConfirmIp,
     ] {
         config
             .rate_limits
@@ -218,6 +219,31 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `POST path` with a `Cookie` header, as a browser holding `cookie` would.
+    pub async fn post_with_cookie(&self, path: &str, cookie: &str, body: Value) -> Response {
+        self.http
+            .post(self.url(path))
+            .header("cookie", cookie)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs up as a browser would; returns the sign-up cookie it keeps
+    /// (`identsphere_signup=…`), with which that browser verifies.
+    pub async fn signup_browser(&self, email: &str, password: &str) -> String {
+        let r = self
+            .post(
+                "/v1/auth/signup",
+                json!({ "email": email, "password": password, "name": "Test" }),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let proof = cookie_value(r.headers(), "identsphere_signup").expect("sign-up cookie");
+        format!("identsphere_signup={proof}")
+    }
+
     pub async fn post_bearer(&self, path: &str, token: &str, body: Value) -> Response {
         self.http
             .post(self.url(path))
@@ -332,15 +358,9 @@ impl TestApp {
         )
     }
 
-    /// Signs up and verifies through the emailed link.
+    /// Signs up and verifies through the emailed link, in the browser that signed up.
     pub async fn signup_verified(&self, email: &str) {
-        let r = self
-            .post(
-                "/v1/auth/signup",
-                json!({ "email": email, "password": PASSWORD, "name": "Test" }),
-            )
-            .await;
-        assert_eq!(r.status(), StatusCode::CREATED);
+        let cookie = self.signup_browser(email, PASSWORD).await;
         let token = self
             .mail
             .first_to(email)
@@ -348,7 +368,7 @@ impl TestApp {
             .token()
             .expect("verification link");
         let r = self
-            .post("/v1/auth/email/verify", json!({ "token": token }))
+            .post_with_cookie("/v1/auth/email/verify", &cookie, json!({ "token": token }))
             .await;
         assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
     }
