@@ -466,7 +466,10 @@ pub mod conformance {
         for i in 0..3 {
             assert!(l.check(key, &limit, later).await.allowed, "refilled {i}");
         }
-        assert!(!l.check(key, &limit, later).await.allowed, "still the burst");
+        assert!(
+            !l.check(key, &limit, later).await.allowed,
+            "still the burst"
+        );
         // Concurrent reservations and refunds add up.
         let fresh = format!("{key}:c");
         let limit = Limit::per_hour(1, 10);

@@ -351,7 +351,11 @@ where
     if let Some(s) = grace {
         auth.refresh_reuse_grace = Duration::from_secs(s);
     }
-    let step_up = l.typed("step_up_max_age_secs", toml.step_up_max_age_secs, parse_secs)?;
+    let step_up = l.typed(
+        "step_up_max_age_secs",
+        toml.step_up_max_age_secs,
+        parse_secs,
+    )?;
     if let Some(s) = step_up {
         auth.step_up_max_age = Duration::from_secs(s);
     }

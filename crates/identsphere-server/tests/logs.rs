@@ -139,10 +139,10 @@ async fn no_secret_reaches_the_log() {
             None,
             json!({ "token": verify, "password": PASSWORD })
         )
-            .await
-            .unwrap()
-            .status()
-            .is_success()
+        .await
+        .unwrap()
+        .status()
+        .is_success()
     );
     // A failed login, then a good one.
     post(

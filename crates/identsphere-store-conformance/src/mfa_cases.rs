@@ -276,7 +276,10 @@ pub async fn mfa_challenges_of_a_user_are_ended(s: S) {
             .await
             .unwrap()
             .is_none());
-        assert!(!s.charge_mfa_attempt(&TokenHash::of(token), t).await.unwrap());
+        assert!(!s
+            .charge_mfa_attempt(&TokenHash::of(token), t)
+            .await
+            .unwrap());
     }
     assert!(s
         .find_mfa_challenge(&TokenHash::of("b1"), t)

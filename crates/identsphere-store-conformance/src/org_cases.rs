@@ -1641,10 +1641,18 @@ pub async fn invitations_to_an_address_are_revoked_everywhere(s: S) {
     assert_eq!(orgs, expected);
     assert!(revoked.iter().all(|i| i.accepted_at.is_none()));
     for token in ["inv_a", "inv_b"] {
-        let inv = s.find_invitation(&TokenHash::of(token)).await.unwrap().unwrap();
+        let inv = s
+            .find_invitation(&TokenHash::of(token))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(!inv.is_pending(t), "{token}");
     }
-    let kept = s.find_invitation(&TokenHash::of("inv_c")).await.unwrap().unwrap();
+    let kept = s
+        .find_invitation(&TokenHash::of("inv_c"))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(kept.is_pending(t));
     assert!(s
         .revoke_invitations_to(&email("old@example.com"), t)
@@ -1664,7 +1672,13 @@ pub async fn api_keys_are_listed_by_creator(s: S) {
         .await
         .unwrap();
     let of_org = s
-        .create_api_key(&api_key(ann.id, Some(acme.id), &random_token("isk_"), t, None))
+        .create_api_key(&api_key(
+            ann.id,
+            Some(acme.id),
+            &random_token("isk_"),
+            t,
+            None,
+        ))
         .await
         .unwrap();
     s.create_api_key(&api_key(bob.id, None, &random_token("isk_"), t, None))

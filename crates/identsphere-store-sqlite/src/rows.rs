@@ -345,7 +345,9 @@ impl TryFrom<LinkRow> for PendingLink {
         ]
         .into_iter()
         .find(|p| p.as_str() == r.purpose)
-        .ok_or_else(|| StoreError::Backend(format!("unknown link purpose {:?}", r.purpose).into()))?;
+        .ok_or_else(|| {
+            StoreError::Backend(format!("unknown link purpose {:?}", r.purpose).into())
+        })?;
         let proof = match r.proof_hash {
             Some(bytes) => Some(identsphere_core::secret::TokenHash(
                 bytes

@@ -9,8 +9,8 @@ use crate::{
     ids::UserId,
     mail::templates,
     rate_limit::LimitKind,
-    secret::TokenHash,
     secret::random_token,
+    secret::TokenHash,
     store::{
         ApiKey, ApiKeyOwner, NewUser, PageRequest, PendingLink, SessionSelector, StoreError,
         TokenPurpose, User, UserPatch,
@@ -146,21 +146,28 @@ impl Identity {
                 )
                 .await;
             }
-            Err(StoreError::Conflict { .. }) => match self.store.find_user_by_email(&email).await? {
-                // Never verified: whoever signed up first proved nothing.
-                // The mailbox's owner may finish it with a password of
-                // their own (the link carries no proof).
-                Some(user) if !user.email_verified => {
-                    let link = self
-                        .issue_link(&user, TokenPurpose::VerifyEmail, Link::Plain, "verify-email")
-                        .await?;
-                    self.send_later(templates::finish_signup(&user.email, &link));
+            Err(StoreError::Conflict { .. }) => {
+                match self.store.find_user_by_email(&email).await? {
+                    // Never verified: whoever signed up first proved nothing.
+                    // The mailbox's owner may finish it with a password of
+                    // their own (the link carries no proof).
+                    Some(user) if !user.email_verified => {
+                        let link = self
+                            .issue_link(
+                                &user,
+                                TokenPurpose::VerifyEmail,
+                                Link::Plain,
+                                "verify-email",
+                            )
+                            .await?;
+                        self.send_later(templates::finish_signup(&user.email, &link));
+                    }
+                    _ => {
+                        let login = self.config.link("login");
+                        self.send_later(templates::already_registered(&email, login.as_str()));
+                    }
                 }
-                _ => {
-                    let login = self.config.link("login");
-                    self.send_later(templates::already_registered(&email, login.as_str()));
-                }
-            },
+            }
             Err(e) => return Err(e.into()),
         }
         Ok(proof)
@@ -216,10 +223,7 @@ impl Identity {
             .await?
             .ok_or(CoreError::InvalidLinkToken)?;
         let user = match new_hash {
-            Some(new_hash) => {
-                self.claim_account(consumed.user_id, new_hash, meta)
-                    .await?
-            }
+            Some(new_hash) => self.claim_account(consumed.user_id, new_hash, meta).await?,
             None => {
                 let patch = UserPatch {
                     email_verified: Some(true),
@@ -301,7 +305,10 @@ impl Identity {
         loop {
             let page = self
                 .store
-                .list_api_keys(ApiKeyOwner::Creator(user), PageRequest { after, limit: 100 })
+                .list_api_keys(
+                    ApiKeyOwner::Creator(user),
+                    PageRequest { after, limit: 100 },
+                )
                 .await?;
             after = page.last().map(|k| k.id);
             let done = page.len() < 100;
@@ -366,7 +373,12 @@ impl Identity {
         if let Some(user) = self.store.find_user_by_email(&email).await? {
             if !user.email_verified {
                 let link = self
-                    .issue_link(&user, TokenPurpose::VerifyEmail, Link::Plain, "verify-email")
+                    .issue_link(
+                        &user,
+                        TokenPurpose::VerifyEmail,
+                        Link::Plain,
+                        "verify-email",
+                    )
                     .await?;
                 self.send_later(templates::verify_email(&user.email, &link));
             }
@@ -406,7 +418,12 @@ impl Identity {
         let email = parse_email("email", email)?;
         if let Some(user) = self.store.find_user_by_email(&email).await? {
             let link = self
-                .issue_link(&user, TokenPurpose::ResetPassword, Link::Plain, "reset-password")
+                .issue_link(
+                    &user,
+                    TokenPurpose::ResetPassword,
+                    Link::Plain,
+                    "reset-password",
+                )
                 .await?;
             self.send_later(templates::reset_password(&user.email, &link));
         }
@@ -624,7 +641,10 @@ impl Identity {
             meta,
             AuditMetadata::default()
                 .with("links_ended", AuditValue::Count(ended))
-                .with("invitations_revoked", AuditValue::Count(revoked.len() as u64)),
+                .with(
+                    "invitations_revoked",
+                    AuditValue::Count(revoked.len() as u64),
+                ),
         )
         .await;
         Ok(user)
@@ -637,7 +657,11 @@ impl Identity {
     pub async fn pending_email_change(&self, principal: &Principal) -> Result<Option<PendingLink>> {
         Ok(self
             .store
-            .pending_link(principal.user_id, TokenPurpose::ChangeEmail, self.clock.now())
+            .pending_link(
+                principal.user_id,
+                TokenPurpose::ChangeEmail,
+                self.clock.now(),
+            )
             .await?)
     }
 
@@ -645,7 +669,11 @@ impl Identity {
     ///
     /// # Errors
     /// `NotFound` when none is pending.
-    pub async fn cancel_email_change(&self, principal: &Principal, meta: &RequestMeta) -> Result<()> {
+    pub async fn cancel_email_change(
+        &self,
+        principal: &Principal,
+        meta: &RequestMeta,
+    ) -> Result<()> {
         let ended = self
             .store
             .end_one_time_tokens(

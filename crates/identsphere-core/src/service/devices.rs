@@ -29,7 +29,11 @@ impl Identity {
 
     /// The nonce of `cookie` when it was issued for `account` (the
     /// normalised address); `None` for a missing, forged or other account's one.
-    pub(super) fn trusted_device<'a>(&self, account: &str, cookie: Option<&'a str>) -> Option<&'a str> {
+    pub(super) fn trusted_device<'a>(
+        &self,
+        account: &str,
+        cookie: Option<&'a str>,
+    ) -> Option<&'a str> {
         let (nonce, mac) = cookie?.split_once('.')?;
         if nonce.is_empty() || nonce.len() > MAX_NONCE_LEN {
             return None;

@@ -6,17 +6,17 @@ use super::{
 };
 use crate::{
     audit::{AuditAction, AuditFilter, AuditMetadata, AuditValue},
-    mail::templates,
-    rate_limit::{Limit, RateLimiter},
-    store::PageRequest,
     error::{CoreError, Result},
     ids::{RefreshTokenId, UserId},
+    mail::templates,
     mfa::{
         matching_step, new_mfa_token, new_recovery_codes, new_totp_secret, otpauth_uri,
         recovery_code_hash, totp_secret_base32, SecretBox,
     },
     rate_limit::LimitKind,
+    rate_limit::{Limit, RateLimiter},
     secret::{random_token, TokenHash},
+    store::PageRequest,
     store::{NewMfaChallenge, NewRefreshToken, User},
 };
 use chrono::Duration;
@@ -235,7 +235,12 @@ impl Identity {
         }
         let once_an_hour = Limit::per_hour(1, 1);
         let key = format!("mfa-attempts-mail\0{user}");
-        if !self.audit_throttle.check(&key, &once_an_hour, now).await.allowed {
+        if !self
+            .audit_throttle
+            .check(&key, &once_an_hour, now)
+            .await
+            .allowed
+        {
             return Ok(());
         }
         if let Some(account) = self.store.get_user(user).await? {

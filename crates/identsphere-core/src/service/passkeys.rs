@@ -189,7 +189,9 @@ impl Identity {
         assertion: Value,
         meta: &RequestMeta,
     ) -> Result<(User, IssuedTokens)> {
-        let (passkey, user) = self.verify_passkey_assertion(ceremony, assertion, meta).await?;
+        let (passkey, user) = self
+            .verify_passkey_assertion(ceremony, assertion, meta)
+            .await?;
         let amr = PASSKEY_AMR.iter().map(|m| (*m).to_owned()).collect();
         let issued = self.open_session(&user, amr, meta).await?;
         metrics::counter!("identsphere_logins_total", "outcome" => "succeeded").increment(1);

@@ -130,7 +130,11 @@ async fn signup_does_not_reveal_registered_emails(b: Backend) {
     // The account was never verified: the mailbox's owner gets a link to
     // finish it, choosing the password anew.
     let notice = app.mail.nth_to("ann@example.com", 1).await;
-    assert!(notice.text().contains("never confirmed"), "{}", notice.text());
+    assert!(
+        notice.text().contains("never confirmed"),
+        "{}",
+        notice.text()
+    );
     assert!(notice.token().is_some());
     // Once verified, a sign-up only tells the owner.
     app.signup_verified("bob@example.com").await;

@@ -21,6 +21,7 @@ mod passkeys;
 mod passwords;
 mod rate_limits;
 mod refresh;
+mod security;
 mod sessions;
 mod tokens;
 mod transports;

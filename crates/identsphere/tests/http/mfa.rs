@@ -129,7 +129,11 @@ impl Mfa {
     pub async fn step_up(&self, token: &str, secret: &[u8]) -> String {
         let r = self
             .app
-            .post_bearer("/v1/auth/step-up", token, json!({ "code": self.code(secret) }))
+            .post_bearer(
+                "/v1/auth/step-up",
+                token,
+                json!({ "code": self.code(secret) }),
+            )
             .await;
         let stepped = crate::support::body(r, StatusCode::OK).await;
         self.next_step();
