@@ -21,6 +21,7 @@ pub mod rate_limit;
 pub mod secret;
 pub mod service;
 pub mod store;
+pub mod text;
 pub mod tokens;
 
 pub use clock::{Clock, ManualClock, SystemClock};
