@@ -5,6 +5,7 @@
 //! HTTP layer lives in the `identsphere` crate and calls [`service::Identity`].
 #![deny(missing_docs)]
 
+pub mod addresses;
 pub mod audit;
 pub mod clock;
 pub mod email;
