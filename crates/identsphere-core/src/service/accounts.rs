@@ -369,7 +369,8 @@ impl Identity {
             .ok_or(CoreError::InvalidLinkToken)?;
         let new_email = consumed
             .new_email
-            .ok_or_else(|| CoreError::Internal("email-change token without address".into()))?;
+            .ok_or_else(|| CoreError::Internal("email-change token without address".into()))?
+            .refold();
         let old = self
             .store
             .get_user(consumed.user_id)
