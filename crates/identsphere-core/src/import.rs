@@ -6,7 +6,7 @@
 //! account is skipped and counted, so running the same file again (after an
 //! interruption, say) changes nothing that was already imported.
 use crate::{
-    clock::{truncate_millis, Clock},
+    clock::{check_client_time, truncate_millis, Clock},
     error::Result,
     ids::UserId,
     password::identify,
@@ -136,6 +136,11 @@ fn parse_line(line: &str, clock: &dyn Clock) -> std::result::Result<NewUser, Str
         other => other.to_string(),
     })?;
     identify(&parsed.password_hash).map_err(|reason| format!("password_hash: {reason}"))?;
+    if let Some(t) = parsed.created_at {
+        if check_client_time("created_at", t).is_err() {
+            return Err("created_at: must be in the years 1970–9999".into());
+        }
+    }
     Ok(NewUser {
         id: parsed.id.unwrap_or_default(),
         email,
@@ -199,6 +204,20 @@ mod tests {
             (
                 r#"{"email":"a@example.com","password_hash":"md5$abc$def"}"#,
                 "password_hash: unrecognised hash format",
+            ),
+            (
+                &format!(
+                    r#"{{"email":"a@example.com","password_hash":"{BCRYPT}","created_at":"-4714-11-23T00:00:00Z"}}"#
+                ),
+                "created_at: must be in the years 1970–9999",
+            ),
+            (
+                &format!(r#"{{"email":"a\u0000@example.com","password_hash":"{BCRYPT}"}}"#),
+                "email: ",
+            ),
+            (
+                &format!(r#"{{"email":"\"a\"@example.com","password_hash":"{BCRYPT}"}}"#),
+                "email: must not have a quoted local part",
             ),
         ];
         for (line, expected) in cases {

@@ -5,6 +5,7 @@
 //! HTTP layer lives in the `identsphere` crate and calls [`service::Identity`].
 #![deny(missing_docs)]
 
+pub mod addresses;
 pub mod audit;
 pub mod clock;
 pub mod email;
@@ -21,6 +22,7 @@ pub mod rate_limit;
 pub mod secret;
 pub mod service;
 pub mod store;
+pub mod text;
 pub mod tokens;
 
 pub use clock::{Clock, ManualClock, SystemClock};

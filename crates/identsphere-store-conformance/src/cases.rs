@@ -59,6 +59,54 @@ pub(crate) async fn session(s: &S, user: UserId, token: &str, at: DateTime<Utc>)
         .unwrap()
 }
 
+async fn legacy_user(s: &S, stored: &str) -> User {
+    s.create_user(&NewUser {
+        id: UserId::new(),
+        email: Email::from_trusted(stored.into()),
+        name: None,
+        email_verified: true,
+        password_hash: None,
+        created_at: now(),
+    })
+    .await
+    .unwrap()
+}
+
+/// Addresses stored under the old rule (trim and lower case only) are found
+/// and rewritten by the current one; a clash with an existing account and an
+/// address the rules now refuse are left alone and reported.
+pub async fn stored_addresses_are_refolded(s: S) {
+    use identsphere_core::addresses::refold_stored;
+    let plain = user(&s, "ann@example.com").await;
+    let wide = legacy_user(&s, "ａｎｎ@example.com").await;
+    let idn = legacy_user(&s, "bob@bücher.example").await;
+    let quoted = legacy_user(&s, "\"cid\"@example.com").await;
+    let also_idn = legacy_user(&s, "dan@bücher.example").await;
+    let folded = user(&s, "dan@xn--bcher-kva.example").await;
+    let clock = identsphere_core::ManualClock::new(now());
+    let summary = refold_stored(s.as_ref(), &clock).await.unwrap();
+    assert_eq!(summary.refolded, 1, "{summary:?}");
+    assert_eq!(summary.refused, [quoted.id]);
+    let mut conflicts = summary.conflicts.clone();
+    conflicts.sort();
+    let mut expected = vec![wide.id, also_idn.id];
+    expected.sort();
+    assert_eq!(conflicts, expected);
+    let found = |a: &'static str| {
+        let s = s.clone();
+        async move { s.find_user_by_email(&email(a)).await.unwrap().map(|u| u.id) }
+    };
+    assert_eq!(found("ann@example.com").await, Some(plain.id));
+    assert_eq!(found("bob@bücher.example").await, Some(idn.id));
+    assert_eq!(found("dan@bücher.example").await, Some(folded.id));
+    let stored = s.get_user(idn.id).await.unwrap().unwrap().email;
+    assert_eq!(stored.as_str(), "bob@xn--bcher-kva.example");
+    // Idempotent: a second run changes nothing.
+    let again = refold_stored(s.as_ref(), &clock).await.unwrap();
+    assert_eq!(again.refolded, 0);
+    assert_eq!(again.conflicts.len(), 2);
+}
+
 /// Users round-trip, are found by email and take patches.
 pub async fn users_create_find_update(s: S) {
     let u = user(&s, "ann@example.com").await;

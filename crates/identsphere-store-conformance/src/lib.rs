@@ -19,6 +19,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@in cases $factory;
             users_create_find_update,
             users_email_is_unique,
+            stored_addresses_are_refolded,
             password_hash_is_replaced_only_if_unchanged,
             sessions_list_and_revoke_are_scoped_by_user,
             revoked_since_lists_recent_revocations,

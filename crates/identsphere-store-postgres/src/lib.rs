@@ -259,6 +259,24 @@ impl UserStore for PostgresStore {
             .transpose()
     }
 
+    async fn users_with_unfolded_email(
+        &self,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> StoreResult<Vec<User>> {
+        sqlx::query_as::<_, UserRow>(
+            "SELECT * FROM users WHERE (octet_length(email) <> char_length(email) OR strpos(email, '\"') > 0) AND ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2",
+        )
+        .bind(after.map(|a| a.0))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .map(TryInto::try_into)
+            .collect()
+    }
+
     async fn update_user(
         &self,
         id: UserId,

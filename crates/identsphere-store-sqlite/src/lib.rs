@@ -200,6 +200,25 @@ impl UserStore for SqliteStore {
             .transpose()
     }
 
+    async fn users_with_unfolded_email(
+        &self,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> StoreResult<Vec<User>> {
+        sqlx::query_as::<_, UserRow>(
+            "SELECT * FROM users WHERE (length(CAST(email AS BLOB)) <> length(email) OR instr(email, '\"') > 0) AND (? IS NULL OR id > ?) ORDER BY id LIMIT ?",
+        )
+        .bind(after.map(|a| a.0))
+            .bind(after.map(|a| a.0))
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .map(TryInto::try_into)
+            .collect()
+    }
+
     async fn update_user(
         &self,
         id: UserId,

@@ -89,13 +89,22 @@ pub struct AuthService {
     state: AppState,
 }
 
-/// Opens the configured store and applies pending migrations.
+/// Opens the configured store, applies pending migrations and folds
+/// addresses stored under older rules (see
+/// [`identsphere_core::addresses::refold_stored`]).
 ///
 /// # Errors
 /// An unreachable database or a failed migration.
 pub async fn migrate(config: &AuthServiceConfig) -> Result<(), Error> {
     let store = store::connect(config).await?;
+    migrate_store(store.as_ref(), config).await
+}
+
+/// Schema migrations, then the data step SQL cannot do: folding stored
+/// addresses by the current rules (NFKC and IDNA), so their owners are found.
+async fn migrate_store(store: &dyn Store, config: &AuthServiceConfig) -> Result<(), Error> {
     store.migrate().await?;
+    identsphere_core::addresses::refold_stored(store, config.clock.as_ref()).await?;
     Ok(())
 }
 
@@ -112,7 +121,7 @@ pub async fn import_users<R: tokio::io::AsyncBufRead + Unpin>(
     reader: R,
 ) -> Result<identsphere_core::import::ImportSummary, Error> {
     let store = store::connect(config).await?;
-    store.migrate().await?;
+    migrate_store(store.as_ref(), config).await?;
     Ok(
         identsphere_core::import::import_users(store.as_ref(), config.clock.as_ref(), reader)
             .await?,
@@ -129,7 +138,7 @@ impl AuthService {
         config.validate()?;
         let store = store::connect(&config).await?;
         if config.run_migrations {
-            store.migrate().await?;
+            migrate_store(store.as_ref(), &config).await?;
         }
         Self::with_store(config, store).await
     }

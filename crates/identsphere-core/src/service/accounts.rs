@@ -15,6 +15,7 @@ use crate::{
         ApiKey, ApiKeyOwner, NewUser, PageRequest, PendingLink, SessionSelector, StoreError,
         TokenPurpose, User, UserPatch,
     },
+    text::label,
     Email,
 };
 use secrecy::SecretString;
@@ -45,25 +46,6 @@ pub(crate) fn clean_name(name: Option<String>) -> Result<Option<String>> {
         None | Some("") => Ok(None),
         Some(_) => label("name", name.as_deref().unwrap_or_default(), 200).map(Some),
     }
-}
-
-/// A required, trimmed label (organization and API-key names, display
-/// names): 1 to `max` characters, no control characters.
-pub(crate) fn label(field: &str, raw: &str, max: usize) -> Result<String> {
-    let text = raw.trim();
-    if text.is_empty() || text.chars().count() > max {
-        return Err(CoreError::field(
-            field,
-            format!("must be 1–{max} characters"),
-        ));
-    }
-    if text.chars().any(char::is_control) {
-        return Err(CoreError::field(
-            field,
-            "must not contain control characters",
-        ));
-    }
-    Ok(text.to_owned())
 }
 
 fn parse_email(field: &str, raw: &str) -> Result<Email> {
@@ -595,7 +577,8 @@ impl Identity {
             .ok_or(CoreError::InvalidLinkToken)?;
         let new_email = consumed
             .new_email
-            .ok_or_else(|| CoreError::Internal("email-change token without address".into()))?;
+            .ok_or_else(|| CoreError::Internal("email-change token without address".into()))?
+            .refold();
         let old = self
             .store
             .get_user(consumed.user_id)

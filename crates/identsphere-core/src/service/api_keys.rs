@@ -2,14 +2,16 @@
 //! stored as hashes. A key acts for its owner, narrowed to its scopes; an
 //! organization key reaches its organization only. Every request reads the
 //! key from the store, so a revocation takes effect at once on every instance.
-use super::{accounts::label, Caller, Identity, Principal, RequestMeta};
+use super::{Caller, Identity, Principal, RequestMeta};
 use crate::{
     audit::{AuditAction, AuditValue},
+    clock::check_client_time,
     error::{CoreError, Result},
     ids::{ApiKeyId, OrgId},
     permissions::{Permission, Permissions, CATALOGUE},
     secret::{random_token, shown_prefix, TokenHash},
     store::{ApiKey, ApiKeyOwner, NewApiKey, PageRequest},
+    text::label,
     FieldError,
 };
 use chrono::{DateTime, Duration, Utc};
@@ -90,6 +92,9 @@ impl Identity {
         let name = label("name", &req.name, 100)?;
         let scopes = self.parse_scopes(&req.scopes)?;
         let now = self.clock.now();
+        if let Some(expires_at) = req.expires_at {
+            check_client_time("expires_at", expires_at)?;
+        }
         if req.expires_at.is_some_and(|e| e <= now) {
             return Err(CoreError::field("expires_at", "must be in the future"));
         }

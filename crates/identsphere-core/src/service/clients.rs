@@ -13,7 +13,7 @@
 //! (a slow password hash adds nothing to a secret that cannot be guessed).
 //! Issuing a token writes its record, which is the durable trace of the
 //! issue; refusals and revocations go to the audit log.
-use super::{accounts::label, limits::by_ip, Identity, RequestMeta};
+use super::{limits::by_ip, Identity, RequestMeta};
 use crate::{
     audit::{AuditAction, AuditMetadata, AuditValue},
     error::{CoreError, Result},
@@ -24,6 +24,7 @@ use crate::{
         Client, ClientUser, MachineToken, NewClient, NewClientUser, NewMachineToken, PageRequest,
         StoreError,
     },
+    text::label,
     tokens::MachineClaims,
 };
 use chrono::Duration;
@@ -330,7 +331,10 @@ impl Identity {
                 ))
             }
         };
-        let user = if identifier.len() <= 128 {
+        // An identifier that could never have been created is not looked up:
+        // the store is not asked about text it cannot hold (a NUL is refused
+        // by PostgreSQL), and the answer is the same as for an unknown one.
+        let user = if identifier.len() <= 128 && !identifier.chars().any(char::is_control) {
             self.store.find_client_user(client.id, identifier).await?
         } else {
             None
@@ -483,17 +487,18 @@ fn client_metadata(client: ClientId) -> AuditMetadata {
     AuditMetadata::default().with("client_id", AuditValue::Client(client))
 }
 
-/// 1–128 characters, none of them whitespace or control characters, kept as given.
+/// 1–128 characters, none of them whitespace nor refused by
+/// [`crate::text::check`] (controls, NUL, bidi and invisible characters),
+/// kept as given: identifiers are the client's names for its machines and are
+/// compared exactly, never folded.
 fn parse_identifier(raw: &str) -> Result<String> {
     if raw.is_empty() || raw.chars().count() > 128 {
         return Err(CoreError::field("identifier", "must be 1–128 characters"));
     }
-    if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(CoreError::field(
-            "identifier",
-            "must not contain spaces or control characters",
-        ));
+    if raw.chars().any(char::is_whitespace) {
+        return Err(CoreError::field("identifier", "must not contain spaces"));
     }
+    crate::text::check(raw).map_err(|m| CoreError::field("identifier", m))?;
     Ok(raw.to_owned())
 }
 
@@ -510,6 +515,9 @@ mod tests {
         assert!(parse_identifier("").is_err());
         assert!(parse_identifier("a b").is_err());
         assert!(parse_identifier("a\u{7}").is_err());
+        for c in ['\u{0}', '\u{202E}', '\u{200B}', '\u{2060}', '\u{FEFF}'] {
+            assert!(parse_identifier(&format!("sensor{c}1")).is_err(), "{c:?}");
+        }
         assert!(parse_identifier(&"x".repeat(129)).is_err());
         assert!(parse_identifier(&"é".repeat(128)).is_ok());
     }

@@ -186,7 +186,10 @@ impl Identity {
             Some(i) if i.is_pending(now) => i,
             _ => return Err(CoreError::InvalidLinkToken),
         };
-        let acceptor = match self.store.find_user_by_email(&invitation.email).await? {
+        // An invitation sent before the current folding rules names its
+        // address in the old form: the account is found or made by the new one.
+        let email = invitation.email.clone().refold();
+        let acceptor = match self.store.find_user_by_email(&email).await? {
             Some(existing) => match signed_in {
                 Some(p) if p.user_id == existing.id => InvitationAcceptor::Existing(existing.id),
                 // A concurrent accept may have just created this account: then
@@ -211,7 +214,7 @@ impl Identity {
                 let name = clean_name(req.name)?;
                 InvitationAcceptor::New(NewUser {
                     id: Default::default(),
-                    email: invitation.email.clone(),
+                    email,
                     name,
                     // The link was mailed to this address.
                     email_verified: true,

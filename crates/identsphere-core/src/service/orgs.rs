@@ -13,9 +13,10 @@
 //! to strengthen. A personal key acts for its owner, so it acts there only
 //! while its owner has a second factor enrolled: otherwise a member could
 //! mint one from a password session and walk around the requirement.
-use super::{accounts::label, Identity, Principal, RequestMeta};
+use super::{Identity, Principal, RequestMeta};
 use crate::{
     audit::{AuditAction, AuditEvent, AuditFilter, AuditMetadata, AuditValue},
+    clock::check_client_time,
     error::{CoreError, Result},
     ids::{AuditEventId, OrgId, UserId},
     permissions::{builtin_permissions, Permission, Permissions, RoleName},
@@ -23,6 +24,7 @@ use crate::{
         ApiKey, Member, MemberChange, Membership, NewOrganization, OrgMembership, OrgPatch,
         Organization, PageRequest, Role, RoleDeletion, StoreError, User,
     },
+    text::label,
 };
 
 /// What a session without a second factor is told in an organization that
@@ -770,6 +772,11 @@ impl Identity {
         page: PageRequest<AuditEventId>,
     ) -> Result<Vec<AuditEvent>> {
         self.authorize(caller, org, "audit:read").await?;
+        for (field, bound) in [("since", filter.since), ("until", filter.until)] {
+            if let Some(t) = bound {
+                check_client_time(field, t)?;
+            }
+        }
         filter.org_id = Some(org);
         Ok(self.store.list_audit(&filter, page).await?)
     }

@@ -1,7 +1,7 @@
 //! Passkeys: registering them on a signed-in account, signing in with one
 //! (username-less), and managing them. The WebAuthn protocol is in
 //! [`crate::passkeys`]; this module adds accounts, sessions, limits and audit.
-use super::{accounts::label, limits::by_ip, Identity, IssuedTokens, Principal, RequestMeta};
+use super::{limits::by_ip, Identity, IssuedTokens, Principal, RequestMeta};
 use crate::{
     audit::{AuditAction, AuditMetadata, AuditValue},
     error::{CoreError, Result},
@@ -9,6 +9,7 @@ use crate::{
     passkeys::RelyingParty,
     rate_limit::LimitKind,
     store::{CeremonyKind, NewPasskey, NewWebauthnCeremony, PasskeyRecord, StoreError, User},
+    text::label,
 };
 use chrono::Duration;
 use serde_json::Value;

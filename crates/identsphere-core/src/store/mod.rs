@@ -48,6 +48,16 @@ pub trait UserStore: Send + Sync {
     async fn get_user(&self, id: UserId) -> StoreResult<Option<User>>;
     /// A user by (normalised) email.
     async fn find_user_by_email(&self, email: &Email) -> StoreResult<Option<User>>;
+    /// Up to `limit` users, in id order after `after`, whose stored address
+    /// may predate the current folding rules of [`Email::parse`]: it holds a
+    /// non-ASCII character or a `"`. (Every other address the old rule, trim
+    /// and lower case, accepted is already in its folded form.) For the
+    /// refold that [`crate::addresses::refold_stored`] runs at start-up.
+    async fn users_with_unfolded_email(
+        &self,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> StoreResult<Vec<User>>;
     /// Applies a profile change and returns the updated user.
     async fn update_user(
         &self,

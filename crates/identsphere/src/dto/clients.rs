@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientBody {
-    /// Label, 1–100 characters.
+    /// Label, 1–100 characters, no control, invisible or text-direction characters.
     pub name: String,
 }
 
@@ -56,8 +56,9 @@ pub struct ClientKeyResponse {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientUserBody {
-    /// What it signs in with: 1–128 characters without spaces, unique
-    /// within the client. Defaults to its `user_id`.
+    /// What it signs in with: 1–128 characters without spaces, control,
+    /// invisible or text-direction characters, unique within the client and
+    /// compared exactly (never folded). Defaults to its `user_id`.
     pub identifier: Option<String>,
 }
 

@@ -82,12 +82,14 @@ pub struct Page<T: ToSchema> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignupBody {
-    /// Email address.
+    /// Email address, folded before use: trimmed, NFKC, lower case, domain in
+    /// its IDNA ASCII form; quoted local parts and invisible or text-direction
+    /// characters are refused (docs/security.md, "Addresses and names").
     pub email: String,
     /// Password (10–128 characters).
     #[schema(format = Password)]
     pub password: String,
-    /// Display name.
+    /// Display name, 1–200 characters, no control, invisible or text-direction characters.
     pub name: Option<String>,
 }
 
@@ -146,7 +148,9 @@ pub struct PendingEmailChangeResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailBody {
-    /// Email address.
+    /// Email address, folded before use: trimmed, NFKC, lower case, domain in
+    /// its IDNA ASCII form; quoted local parts and invisible or text-direction
+    /// characters are refused (docs/security.md, "Addresses and names").
     pub email: String,
 }
 
@@ -154,7 +158,9 @@ pub struct EmailBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
-    /// Email address.
+    /// Email address, folded before use: trimmed, NFKC, lower case, domain in
+    /// its IDNA ASCII form; quoted local parts and invisible or text-direction
+    /// characters are refused (docs/security.md, "Addresses and names").
     pub email: String,
     /// Password.
     #[schema(format = Password)]
@@ -245,7 +251,7 @@ pub struct ChangePasswordBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeEmailBody {
-    /// The new address.
+    /// The new address, folded as at sign-up.
     pub new_email: String,
     /// The current password.
     #[schema(format = Password)]
@@ -256,7 +262,7 @@ pub struct ChangeEmailBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeBody {
-    /// Display name.
+    /// Display name, 1–200 characters, no control, invisible or text-direction characters.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub name: Option<Option<String>>,
@@ -401,7 +407,7 @@ impl OrganizationResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrganizationBody {
-    /// Display name, 1–100 characters.
+    /// Display name, 1–100 characters, no control, invisible or text-direction characters.
     pub name: String,
 }
 
@@ -409,7 +415,7 @@ pub struct OrganizationBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateOrganizationBody {
-    /// New display name, 1–100 characters.
+    /// New display name, 1–100 characters, no control, invisible or text-direction characters.
     pub name: Option<String>,
     /// Require members to sign in with a second factor. Setting it needs a
     /// sign-in newer than 5 minutes; turning it on needs this session to be
@@ -508,7 +514,7 @@ pub struct UpdateRoleBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InvitationBody {
-    /// Who to invite.
+    /// Who to invite, folded as at sign-up.
     pub email: String,
     /// The role they get on accepting.
     pub role: String,
@@ -563,7 +569,7 @@ pub struct AcceptInvitationBody {
     /// Password of the account to create (required when the address has none).
     #[schema(format = Password)]
     pub password: Option<String>,
-    /// Name of the account to create.
+    /// Name of the account to create (1–200 characters, no control, invisible or text-direction characters).
     pub name: Option<String>,
 }
 
@@ -594,12 +600,12 @@ pub struct SwitchOrganizationBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyBody {
-    /// Label, 1–100 characters.
+    /// Label, 1–100 characters, no control, invisible or text-direction characters.
     pub name: String,
     /// Non-empty list of permission names, plus `users:read`, `users:write`, `scim`
     /// (`*` only where the server allows it).
     pub scopes: Vec<String>,
-    /// Optional expiry (RFC 3339).
+    /// Optional expiry (RFC 3339), in the future and before the year 10000.
     pub expires_at: Option<DateTime<Utc>>,
     /// For an organization key: the organization (needs `api_keys:manage` there).
     pub org_id: Option<String>,
@@ -659,9 +665,9 @@ pub struct AuditQuery {
     pub action: Option<String>,
     /// Only events by this user.
     pub actor_id: Option<String>,
-    /// At or after (RFC 3339).
+    /// At or after (RFC 3339), in the years 1970–9999.
     pub since: Option<DateTime<Utc>>,
-    /// Before (RFC 3339).
+    /// Before (RFC 3339), in the years 1970–9999.
     pub until: Option<DateTime<Utc>>,
     /// Items per page, 1–100 (default 50).
     pub limit: Option<u32>,
@@ -835,7 +841,7 @@ pub struct PasskeyRegisterFinishBody {
     /// `attestationObject` and `clientDataJSON` in base64url).
     #[schema(value_type = Object)]
     pub credential: serde_json::Value,
-    /// A label (1–64 characters); `"Passkey"` when absent.
+    /// A label (1–64 characters, no control, invisible or text-direction characters); `"Passkey"` when absent.
     pub name: Option<String>,
 }
 
@@ -864,7 +870,7 @@ pub struct PasskeyLoginQuery {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NameBody {
-    /// 1–64 characters.
+    /// 1–64 characters, no control, invisible or text-direction characters.
     pub name: String,
 }
 

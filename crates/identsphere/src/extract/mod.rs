@@ -20,6 +20,7 @@ use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
 
 mod clients;
+mod nul;
 
 pub use clients::{ClientKey, Machine, Master};
 
@@ -53,6 +54,7 @@ async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Api
 }
 
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    nul::refuse_in_json(bytes)?;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -274,8 +276,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
     }
 }
 
-/// Query parameters; a malformed query is a 422 `validation_failed`, not
-/// axum's plain-text rejection.
+/// Query parameters; a malformed query is a 422 `validation_failed` naming
+/// the parameter, not axum's plain-text rejection, and so is a parameter that
+/// decodes to a NUL.
 #[derive(Debug)]
 pub struct Query<T>(pub T);
 
@@ -284,12 +287,20 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or_default();
-        serde_urlencoded::from_str(query).map(Query).map_err(|e| {
-            ApiError::Core(CoreError::Validation(vec![FieldError::new(
-                "query",
-                e.to_string(),
-            )]))
-        })
+        nul::refuse_in_query(query)?;
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(Query)
+            .map_err(|e| {
+                let field = match e.path().to_string() {
+                    p if p == "." => "query".to_owned(),
+                    p => p,
+                };
+                ApiError::Core(CoreError::Validation(vec![FieldError::new(
+                    field,
+                    e.into_inner().to_string(),
+                )]))
+            })
     }
 }
 

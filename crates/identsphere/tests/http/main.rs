@@ -7,6 +7,7 @@ mod recorder;
 mod support;
 
 mod accounts;
+mod addresses;
 mod api_keys;
 mod audit;
 mod bad_input;
