@@ -22,5 +22,6 @@ mod passwords;
 mod rate_limits;
 mod refresh;
 mod sessions;
+mod slow_clients;
 mod tokens;
 mod transports;
