@@ -109,12 +109,10 @@ async fn read_response(stream: &mut TcpStream) -> Raw {
 async fn closed_after(stream: &mut TcpStream, limit: Duration) -> Duration {
     let started = Instant::now();
     let mut buf = [0u8; 256];
-    loop {
-        match timeout(limit, stream.read(&mut buf)).await {
-            Err(_) => panic!("still open after {limit:?}"),
-            Ok(Ok(0) | Err(_)) => return started.elapsed(),
-            Ok(Ok(n)) => panic!("unexpected bytes: {:?}", &buf[..n]),
-        }
+    match timeout(limit, stream.read(&mut buf)).await {
+        Err(_) => panic!("still open after {limit:?}"),
+        Ok(Ok(0) | Err(_)) => started.elapsed(),
+        Ok(Ok(n)) => panic!("unexpected bytes: {:?}", &buf[..n]),
     }
 }
 
