@@ -36,6 +36,11 @@ const SECRET_FILE: &str = "jwt_secret";
 /// uppercased. A test keeps this in step with [`FileConfig`].
 const KEYS: &[&str] = &[
     "listen",
+    "max_connections",
+    "header_read_timeout_secs",
+    "idle_timeout_secs",
+    "request_timeout_secs",
+    "body_read_timeout_secs",
     "public_url",
     "data_dir",
     "database_url",
@@ -146,6 +151,8 @@ pub enum SecretMode {
 pub struct Settings {
     /// Where `serve` listens.
     pub listen: SocketAddr,
+    /// Connection limit and connection timeouts of `serve`.
+    pub serve: ServeSettings,
     /// Holds the SQLite database and the per-install secret.
     pub data_dir: PathBuf,
     /// Text or JSON logs.
@@ -164,6 +171,7 @@ impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
             .field("listen", &self.listen)
+            .field("serve", &self.serve)
             .field("data_dir", &self.data_dir)
             .field("log_format", &self.log_format)
             .field("rate_limits", &self.rate_limits)
@@ -174,12 +182,34 @@ impl fmt::Debug for Settings {
     }
 }
 
+/// How `serve` treats connections (the request and body timeouts are the
+/// library's, in [`AuthServiceConfig`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeSettings {
+    /// Most client connections at once (before the open-file limit check).
+    pub max_connections: usize,
+    /// From accept, or from the first byte of a request, to the end of its head.
+    pub header_read_timeout: Duration,
+    /// Between a response and the next request on a kept-alive connection.
+    pub idle_timeout: Duration,
+}
+
+const DEFAULT_MAX_CONNECTIONS: u64 = 4096;
+const MAX_MAX_CONNECTIONS: u64 = 1_000_000;
+const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
+const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
+
 /// The config file. Numbers and flags are typed by TOML; other values are text
 /// parsed by the same functions as the environment, so both accept the same forms.
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<String>,
+    max_connections: Option<u64>,
+    header_read_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    request_timeout_secs: Option<u64>,
+    body_read_timeout_secs: Option<u64>,
     public_url: Option<String>,
     data_dir: Option<String>,
     database_url: Option<SecretString>,
@@ -289,6 +319,18 @@ where
 
     let listen = l.text("listen", toml.listen, parse_listen)?;
     let listen = listen.unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)));
+    let serve = serve_settings(
+        &mut l,
+        toml.max_connections,
+        toml.header_read_timeout_secs,
+        toml.idle_timeout_secs,
+    )?;
+    let request_timeout = timeout(&mut l, "request_timeout_secs", toml.request_timeout_secs)?;
+    let body_read_timeout = timeout(
+        &mut l,
+        "body_read_timeout_secs",
+        toml.body_read_timeout_secs,
+    )?;
     let public_url = match l.text("public_url", toml.public_url, parse_url)? {
         Some(url) => url,
         None => parse_url(DEFAULT_PUBLIC_URL).map_err(|m| l.error("public_url", m))?,
@@ -321,6 +363,8 @@ where
     };
 
     let mut auth = AuthServiceConfig::new(database_url.expose_secret(), public_url, jwt_secret);
+    auth.request_timeout = request_timeout.unwrap_or(auth.request_timeout);
+    auth.body_read_timeout = body_read_timeout.unwrap_or(auth.body_read_timeout);
     if let Some(n) = l.typed(
         "db_max_connections",
         toml.db_max_connections,
@@ -454,6 +498,7 @@ where
 
     Ok(Settings {
         listen,
+        serve,
         data_dir,
         log_format: log_format.unwrap_or(LogFormat::Text),
         rate_limits,
@@ -554,6 +599,51 @@ impl Layers<'_> {
         self.origins.insert(key, format!(" (read from {path})"));
         Ok(Some(secret))
     }
+}
+
+fn serve_settings(
+    l: &mut Layers<'_>,
+    max_connections: Option<u64>,
+    header_read_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+) -> Result<ServeSettings, ConfigError> {
+    let max = l.typed("max_connections", max_connections, parse_connection_count)?;
+    let max = max.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+    if !(1..=MAX_MAX_CONNECTIONS).contains(&max) {
+        return Err(l.error(
+            "max_connections",
+            format!("must be between 1 and {MAX_MAX_CONNECTIONS}"),
+        ));
+    }
+    let header = timeout(l, "header_read_timeout_secs", header_read_timeout_secs)?;
+    let idle = timeout(l, "idle_timeout_secs", idle_timeout_secs)?;
+    Ok(ServeSettings {
+        max_connections: usize::try_from(max).unwrap_or(usize::MAX),
+        header_read_timeout: header
+            .unwrap_or(Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_SECS)),
+        idle_timeout: idle.unwrap_or(Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS)),
+    })
+}
+
+/// A timeout in whole seconds: zero would mean "never" to some readers and
+/// "at once" to others, so it is refused, like anything past an hour.
+fn timeout(
+    l: &mut Layers<'_>,
+    key: &'static str,
+    toml: Option<u64>,
+) -> Result<Option<Duration>, ConfigError> {
+    let max = identsphere::config::MAX_TIMEOUT.as_secs();
+    match l.typed(key, toml, parse_secs)? {
+        Some(secs) if (1..=max).contains(&secs) => Ok(Some(Duration::from_secs(secs))),
+        Some(_) => Err(l.error(key, format!("must be between 1 and {max} seconds"))),
+        None => Ok(None),
+    }
+}
+
+fn parse_connection_count(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("expected a number of connections, got {s:?}"))
 }
 
 /// The password-policy settings of the config file.

@@ -1,13 +1,14 @@
 //! The `identsphere` binary: reads the configuration, then serves the identity
 //! service, applies migrations or runs an administrative task.
 mod config;
+mod serve;
 mod telemetry;
 
 use anyhow::{anyhow, bail};
 use clap::{Parser, Subcommand};
 use config::{SecretMode, Settings};
 use identsphere::{core::tokens::JwtAlg, AuthService};
-use std::{net::SocketAddr, path::PathBuf};
+use std::path::PathBuf;
 use tracing::{info, warn};
 
 /// IdentSphere identity server.
@@ -86,6 +87,23 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let store = store_kind(&settings);
     let alg = settings.auth.jwt_alg.as_str();
     let public_url = settings.auth.public_url.to_string();
+    // Before the database opens its files: the check raises the soft limit.
+    let budget = serve::fit_to_fd_limit(
+        settings.serve.max_connections,
+        serve::REFUSAL_SLOTS,
+        settings.auth.database_max_connections,
+    )
+    .map_err(|m| anyhow!("IDENTSPHERE_MAX_CONNECTIONS: {m}"))?;
+    if let Some(warning) = &budget.warning {
+        warn!("{warning}");
+    }
+    let limits = serve::ServeLimits {
+        timeouts: serve::ConnTimeouts {
+            header_read: settings.serve.header_read_timeout,
+            idle: settings.serve.idle_timeout,
+        },
+        max_connections: budget.max_connections,
+    };
     let service = AuthService::new(settings.auth)
         .await
         .map_err(service_error)?;
@@ -107,14 +125,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         jwt_alg = alg,
         rate_limits = settings.rate_limits,
         rate_limit_store = service.state().identity().rate_limiter().backend(),
+        max_connections = limits.max_connections,
+        open_file_limit = budget.nofile,
         "identsphere is listening"
     );
-    let app = service
-        .router()
-        .into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    serve::run(listener, service.router(), limits, shutdown_signal()).await;
     info!("stopped");
     Ok(())
 }

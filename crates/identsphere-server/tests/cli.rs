@@ -130,7 +130,15 @@ async fn serve_answers_health_and_creates_its_data() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
-    assert!(data.join("identsphere.db").exists());
+    // The database holds password and token hashes: private too, with the
+    // -wal and -shm files SQLite makes beside it.
+    for file in ["identsphere.db", "identsphere.db-wal", "identsphere.db-shm"] {
+        let mode = fs::metadata(data.join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}");
+    }
 
     // With no SMTP configured the verification link goes to the log (the
     // README tour's step 2), and it works.

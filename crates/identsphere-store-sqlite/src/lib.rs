@@ -81,6 +81,7 @@ impl SqliteStore {
             .map_err(backend)?
             .foreign_keys(true)
             .busy_timeout(std::time::Duration::from_secs(10));
+        create_private(url, base.get_filename())?;
         let writer_options = base
             .clone()
             .create_if_missing(true)
@@ -774,6 +775,43 @@ impl AuditStore for SqliteStore {
     }
 }
 
+/// SQLite creates a database with mode 0644 (less the umask), and its -wal
+/// and -shm files with the database's mode: readable by every local user,
+/// while they hold password hashes, token hashes and personal data. Creating
+/// the file first, empty and 0600, makes all three private. An existing
+/// database keeps its mode (its owner chose it), with a warning if others
+/// may read it.
+fn create_private(url: &str, path: &std::path::Path) -> StoreResult<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let name = path.to_string_lossy();
+    if url.contains("mode=memory") || name.is_empty() || name.starts_with("file:sqlx-in-memory-") {
+        return Ok(());
+    }
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let mode = std::fs::metadata(path)
+                .map_err(|e| StoreError::Backend(Box::new(e)))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    mode = format!("{:o}", mode & 0o777),
+                    "the SQLite database is readable by other users; consider `chmod 600` on it \
+                     and its -wal and -shm files"
+                );
+            }
+            Ok(())
+        }
+        Err(e) => Err(StoreError::Backend(Box::new(e))),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::expect_used, clippy::unwrap_used)] // test setup fails loudly
 mod tests {
@@ -796,6 +834,30 @@ mod tests {
             .expect_err("a reader must not write");
         let code = err.as_database_error().and_then(|e| e.code());
         assert_eq!(code.as_deref(), Some("8"), "SQLITE_READONLY, got {err}");
+    }
+
+    #[tokio::test]
+    async fn a_new_database_and_its_wal_and_shm_are_created_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("private.db");
+        let store = SqliteStore::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("open");
+        store.migrate().await.expect("migrate");
+        for suffix in ["", "-wal", "-shm"] {
+            let file = format!("{}{suffix}", path.display());
+            let mode = std::fs::metadata(&file)
+                .unwrap_or_else(|e| panic!("{file}: {e}"))
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}");
+        }
+        // In-memory databases touch no file.
+        SqliteStore::connect("sqlite::memory:")
+            .await
+            .expect("memory");
+        assert!(!std::path::Path::new("file:sqlx-in-memory-0").exists());
     }
 
     #[tokio::test]

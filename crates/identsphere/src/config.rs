@@ -79,6 +79,17 @@ pub struct AuthServiceConfig {
     pub hash_concurrency: usize,
     /// Largest JSON request body, in bytes.
     pub max_json_body: usize,
+    /// How long a request may take from the moment it reaches the router
+    /// (headers read) to its response, body read included; past it the
+    /// answer is `503` `response_timeout`. Bounds every handler, so a
+    /// stalled database or mail server cannot hold connections forever.
+    pub request_timeout: Duration,
+    /// How long the whole request body may take to arrive, counted from
+    /// the moment the request reaches the router; past it the answer is
+    /// `408` `request_timeout`. With the JSON body limit this is a minimum
+    /// rate (64 KiB in 10 s by default), which stops bodies dripped a byte
+    /// at a time. Must be shorter than `request_timeout`.
+    pub body_read_timeout: Duration,
     /// The clock (tests inject a manual one).
     pub clock: Arc<dyn Clock>,
     /// Permissions the host application defines (`app:` names, e.g.
@@ -118,6 +129,8 @@ impl std::fmt::Debug for AuthServiceConfig {
             .field("refresh_expiry", &self.refresh_expiry)
             .field("refresh_reuse_grace", &self.refresh_reuse_grace)
             .field("step_up_max_age", &self.step_up_max_age)
+            .field("request_timeout", &self.request_timeout)
+            .field("body_read_timeout", &self.body_read_timeout)
             .field("cookies_secure", &self.cookies_secure)
             .field("app_permissions", &self.app_permissions)
             .field("rate_limits", &self.rate_limits)
@@ -165,6 +178,8 @@ impl AuthServiceConfig {
             password_hash: HashParams::default(),
             hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_json_body: 64 * 1024,
+            request_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(10),
             clock: Arc::new(SystemClock),
             app_permissions: Vec::new(),
             allow_wildcard_api_key_scope: false,
@@ -297,6 +312,7 @@ impl AuthServiceConfig {
             PolicyError::MinLength(m) => ConfigError::new("password_min_length", m),
             PolicyError::MaxLength(m) => ConfigError::new("password_max_length", m),
         })?;
+        check_timeouts(self.request_timeout, self.body_read_timeout)?;
         if self.hash_concurrency == 0 {
             return Err(ConfigError::new("hash_concurrency", "must be at least 1"));
         }
@@ -333,6 +349,35 @@ impl AuthServiceConfig {
             })
             .collect()
     }
+}
+
+/// The longest request or body timeout accepted: an hour is far past any
+/// legitimate request, and a bound keeps deadline arithmetic from overflowing.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+
+fn check_timeouts(request: Duration, body: Duration) -> Result<(), ConfigError> {
+    let in_range = |d: Duration| d >= Duration::from_secs(1) && d <= MAX_TIMEOUT;
+    if !in_range(request) {
+        return Err(ConfigError::new(
+            "request_timeout_secs",
+            "must be between 1 and 3600 seconds",
+        ));
+    }
+    if !in_range(body) {
+        return Err(ConfigError::new(
+            "body_read_timeout_secs",
+            "must be between 1 and 3600 seconds",
+        ));
+    }
+    // Otherwise a slow body would run into the request timeout first and be
+    // answered 503 (our fault) instead of 408 (the client's).
+    if body >= request {
+        return Err(ConfigError::new(
+            "body_read_timeout_secs",
+            "must be shorter than the request timeout (IDENTSPHERE_REQUEST_TIMEOUT_SECS)",
+        ));
+    }
+    Ok(())
 }
 
 /// Whether the URL's host is `localhost` or a loopback address.
@@ -413,6 +458,30 @@ mod tests {
         c.password_policy.min_chars = 8;
         c.password_policy.max_chars = 1024;
         assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn timeouts_are_bounded_and_the_body_one_is_shorter() {
+        let secs = Duration::from_secs;
+        let cases = [
+            (secs(0), secs(10), Some("request_timeout_secs")),
+            (secs(3601), secs(10), Some("request_timeout_secs")),
+            (secs(30), secs(0), Some("body_read_timeout_secs")),
+            (secs(30), secs(30), Some("body_read_timeout_secs")),
+            (secs(5), secs(10), Some("body_read_timeout_secs")),
+            (secs(2), secs(1), None),
+            (secs(3600), secs(3599), None),
+        ];
+        for (request, body, field) in cases {
+            let mut c = config("http://localhost:8080");
+            c.request_timeout = request;
+            c.body_read_timeout = body;
+            assert_eq!(
+                c.validate().err().map(|e| e.field),
+                field,
+                "{request:?} {body:?}"
+            );
+        }
     }
 
     #[test]

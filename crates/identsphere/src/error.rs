@@ -63,6 +63,22 @@ pub enum ApiError {
     /// The route exists but not with this method.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The request body did not arrive within the body-read timeout
+    /// ([`crate::AuthServiceConfig::body_read_timeout`]): the client's fault,
+    /// so 408, and the connection is closed since the rest may still come.
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
+    /// No response within the request timeout
+    /// ([`crate::AuthServiceConfig::request_timeout`]): ours, so 503.
+    #[error("the server did not answer in time")]
+    ResponseTimeout,
+    /// The server is serving as many connections as it may. For servers in
+    /// front of the router (the `identsphere` binary's connection limit).
+    #[error("too many connections")]
+    Overloaded {
+        /// Seconds to wait before retrying (`Retry-After`).
+        retry_after_secs: u64,
+    },
 }
 
 /// The cause of a 5xx, kept out of the body and logged once by the trace layer.
@@ -109,6 +125,27 @@ impl ApiError {
                 "Method not allowed",
                 self.to_string(),
             ),
+            Self::RequestTimeout => p(
+                S::REQUEST_TIMEOUT,
+                "request_timeout",
+                "Request timeout",
+                "send the request body faster, then retry".into(),
+            ),
+            Self::ResponseTimeout => p(
+                S::SERVICE_UNAVAILABLE,
+                "response_timeout",
+                "Response timeout",
+                "the server did not answer in time; retry later".into(),
+            ),
+            Self::Overloaded { retry_after_secs } => Parts {
+                retry_after: Some(*retry_after_secs),
+                ..p(
+                    S::SERVICE_UNAVAILABLE,
+                    "overloaded",
+                    "Too many connections",
+                    "the server is at its connection limit; retry later".into(),
+                )
+            },
         }
     }
 }
@@ -240,6 +277,12 @@ impl IntoResponse for ApiError {
         );
         if let Some(secs) = parts.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if matches!(self, Self::RequestTimeout | Self::Overloaded { .. }) {
+            // HTTP/1.1: the rest of a timed-out body may still be arriving,
+            // and an over-limit connection must go; hyper closes after
+            // writing. (HTTP/2 drops the header itself.)
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if parts.status == StatusCode::UNAUTHORIZED {
             let challenge = match self {

@@ -51,6 +51,7 @@ pub mod rate_limit;
 pub mod routes;
 mod state;
 mod store;
+mod timeouts;
 
 pub use config::{AuthServiceConfig, ConfigError};
 pub use extract::{Auth, CurrentUser};
@@ -225,17 +226,18 @@ impl AuthService {
     /// hosts that mount IdentSphere's routes behind their own authentication
     /// middleware: this one must stay outside it, because invitees accept
     /// before they have a session (SECURITY.md rule 17). It carries the JSON
-    /// body limit and the `Cache-Control: no-store` and `nosniff` headers of
-    /// [`Self::router`]. [`Self::router`] already contains this route: mount
+    /// body limit, the request and body timeouts and the `Cache-Control:
+    /// no-store` and `nosniff` headers of [`Self::router`].
+    /// [`Self::router`] already contains this route: mount
     /// one or the other, not both.
     pub fn public_router(&self) -> axum::Router {
         use axum::http::{header, HeaderValue};
         use tower_http::set_header::SetResponseHeaderLayer;
         let (routes, _) = routes::invitations::router_public().split_for_parts();
-        routes
-            .layer(axum::extract::DefaultBodyLimit::max(
-                self.state.max_json_body,
-            ))
+        let routes = routes.layer(axum::extract::DefaultBodyLimit::max(
+            self.state.max_json_body,
+        ));
+        timeouts::apply(routes, self.state.timeouts)
             // The answer carries tokens.
             .layer(SetResponseHeaderLayer::if_not_present(
                 header::CACHE_CONTROL,

@@ -9,6 +9,7 @@ pub struct AppState {
     pub(crate) identity: Arc<Identity>,
     pub(crate) cookies: CookieSettings,
     pub(crate) max_json_body: usize,
+    pub(crate) timeouts: crate::timeouts::Timeouts,
 }
 
 impl AppState {
@@ -24,6 +25,10 @@ impl AppState {
                 csrf_key,
             },
             max_json_body: config.max_json_body,
+            timeouts: crate::timeouts::Timeouts {
+                request: config.request_timeout,
+                body_read: config.body_read_timeout,
+            },
         }
     }
 

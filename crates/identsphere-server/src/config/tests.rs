@@ -532,3 +532,67 @@ fn passkey_relying_party_from_toml_and_env() {
     );
     assert_eq!(e.name, "IDENTSPHERE_WEBAUTHN_RP_ID", "{e}");
 }
+
+#[test]
+fn slow_client_limits_have_safe_defaults_and_come_from_env_and_toml() {
+    let dir = TempDir::new().unwrap();
+    let s = load_in(&dir, None, &[]).unwrap();
+    assert_eq!(
+        s.serve,
+        ServeSettings {
+            max_connections: 4096,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        }
+    );
+    assert_eq!(s.auth.request_timeout, Duration::from_secs(30));
+    assert_eq!(s.auth.body_read_timeout, Duration::from_secs(10));
+
+    let toml = "max_connections = 100\nheader_read_timeout_secs = 5\nidle_timeout_secs = 20\n\
+                request_timeout_secs = 15\nbody_read_timeout_secs = 4\n";
+    let s = load_in(&dir, Some(toml), &[("IDENTSPHERE_IDLE_TIMEOUT_SECS", "30")]).unwrap();
+    assert_eq!(s.serve.max_connections, 100);
+    assert_eq!(s.serve.header_read_timeout, Duration::from_secs(5));
+    assert_eq!(s.serve.idle_timeout, Duration::from_secs(30));
+    assert_eq!(s.auth.request_timeout, Duration::from_secs(15));
+    assert_eq!(s.auth.body_read_timeout, Duration::from_secs(4));
+}
+
+#[test]
+fn zero_or_huge_slow_client_limits_are_refused_by_name() {
+    let vars = [
+        "IDENTSPHERE_MAX_CONNECTIONS",
+        "IDENTSPHERE_HEADER_READ_TIMEOUT_SECS",
+        "IDENTSPHERE_IDLE_TIMEOUT_SECS",
+        "IDENTSPHERE_REQUEST_TIMEOUT_SECS",
+        "IDENTSPHERE_BODY_READ_TIMEOUT_SECS",
+    ];
+    for var in vars {
+        for value in ["0", "-1", "10s", "99999999"] {
+            let dir = TempDir::new().unwrap();
+            let e = err_in(&dir, None, &[(var, value)]);
+            assert_eq!(e.name, var, "{var}={value}: {e}");
+        }
+        // The same in the file, which TOML types as a number.
+        let key = var.trim_start_matches("IDENTSPHERE_").to_ascii_lowercase();
+        let dir = TempDir::new().unwrap();
+        let e = err_in(&dir, Some(&format!("{key} = 0\n")), &[]);
+        assert_eq!(e.name, var, "{key} = 0: {e}");
+        assert!(e.message.contains("identsphere.toml"), "{e}");
+    }
+    // A body timeout that the request timeout would pre-empt.
+    let dir = TempDir::new().unwrap();
+    let e = err_in(
+        &dir,
+        None,
+        &[
+            ("IDENTSPHERE_REQUEST_TIMEOUT_SECS", "5"),
+            ("IDENTSPHERE_BODY_READ_TIMEOUT_SECS", "5"),
+        ],
+    );
+    assert_eq!(e.name, "IDENTSPHERE_BODY_READ_TIMEOUT_SECS", "{e}");
+    assert!(
+        e.message.contains("IDENTSPHERE_REQUEST_TIMEOUT_SECS"),
+        "{e}"
+    );
+}

@@ -25,8 +25,9 @@ mod nul;
 pub use clients::{ClientKey, Machine, Master};
 
 /// A JSON body. Rejections are problem+json: 415 for another content type,
-/// 413 past the body limit (enforced while reading), 400 for malformed JSON,
-/// 422 with the offending field for well-formed JSON of the wrong shape.
+/// 413 past the body limit (enforced while reading), 408 when the body does
+/// not arrive within the body-read timeout, 400 for malformed JSON, 422 with
+/// the offending field for well-formed JSON of the wrong shape.
 #[derive(Debug)]
 pub struct Json<T>(pub T);
 
@@ -45,7 +46,9 @@ fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
 
 async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state).await.map_err(|rejection| {
-        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        if crate::timeouts::is_body_timeout(&rejection) {
+            ApiError::RequestTimeout
+        } else if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge
         } else {
             ApiError::BadRequest("the request body could not be read".into())

@@ -133,11 +133,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: AppState) -> Router {
     let doc = std::sync::Arc::new(openapi());
     let (routes, _) = api().split_for_parts();
-    routes
-        .route("/openapi.json", get(move || async move { axum::Json(doc.as_ref().clone()) }))
+    let routes = routes
+        .route(
+            "/openapi.json",
+            get(move || async move { axum::Json(doc.as_ref().clone()) }),
+        )
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(state.max_json_body))
+        .layer(DefaultBodyLimit::max(state.max_json_body));
+    crate::timeouts::apply(routes, state.timeouts)
         // Responses carry tokens and personal data: never cache them.
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(SetResponseHeaderLayer::overriding(

@@ -24,5 +24,6 @@ mod rate_limits;
 mod refresh;
 mod security;
 mod sessions;
+mod slow_clients;
 mod tokens;
 mod transports;

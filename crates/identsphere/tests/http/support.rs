@@ -180,6 +180,31 @@ impl TestApp {
         peer
     }
 
+    /// Holds a write lock on the users table until the returned connection
+    /// is dropped, as a stuck transaction or a long migration would: writes
+    /// to it wait, reads go on.
+    pub async fn lock_users_table(&self) -> Box<dyn std::any::Any + Send> {
+        use sqlx::Connection;
+        match &self.schema {
+            Some((url, schema)) => {
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+                let lock = format!("LOCK TABLE \"{schema}\".users IN EXCLUSIVE MODE");
+                sqlx::query(&lock).execute(&mut conn).await.unwrap();
+                Box::new(conn)
+            }
+            None => {
+                let url = format!("sqlite://{}", self._dir.path().join("db.sqlite").display());
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::query("BEGIN IMMEDIATE")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                Box::new(conn)
+            }
+        }
+    }
+
     /// Runs `sql` on this app's PostgreSQL schema, as an operator would.
     pub async fn sql(&self, sql: &str) {
         let (url, schema) = self.schema.as_ref().expect("PostgreSQL only");
