@@ -134,14 +134,7 @@ impl Identity {
                     // The mailbox's owner may finish it with a password of
                     // their own (the link carries no proof).
                     Some(user) if !user.email_verified => {
-                        let link = self
-                            .issue_link(
-                                &user,
-                                TokenPurpose::VerifyEmail,
-                                Link::Plain,
-                                "verify-email",
-                            )
-                            .await?;
+                        let link = self.plain_verification_link(&user).await?;
                         self.send_later(templates::finish_signup(&user.email, &link));
                     }
                     _ => {
@@ -204,8 +197,17 @@ impl Identity {
             .consume_one_time_token(&hash, TokenPurpose::VerifyEmail, self.clock.now())
             .await?
             .ok_or(CoreError::InvalidLinkToken)?;
+        let before = self
+            .store
+            .get_user(consumed.user_id)
+            .await?
+            .ok_or(CoreError::InvalidLinkToken)?;
+        let claimed = new_hash.is_some() && !before.email_verified;
         let user = match new_hash {
-            Some(new_hash) => self.claim_account(consumed.user_id, new_hash, meta).await?,
+            // An address proven before (by a reset link, say) has nothing
+            // left to claim: the password given here changes nothing.
+            Some(_) if before.email_verified => before,
+            Some(new_hash) => self.claim_account(before.id, new_hash, meta).await?,
             None => {
                 let patch = UserPatch {
                     email_verified: Some(true),
@@ -221,7 +223,7 @@ impl Identity {
             Some(user.id),
             Some(AuditValue::User(user.id)),
             meta,
-            AuditMetadata::default().with("password_set", AuditValue::Flag(!proven)),
+            AuditMetadata::default().with("password_set", AuditValue::Flag(claimed)),
         )
         .await;
         Ok(user)
@@ -354,18 +356,18 @@ impl Identity {
         let email = parse_email("email", email)?;
         if let Some(user) = self.store.find_user_by_email(&email).await? {
             if !user.email_verified {
-                let link = self
-                    .issue_link(
-                        &user,
-                        TokenPurpose::VerifyEmail,
-                        Link::Plain,
-                        "verify-email",
-                    )
-                    .await?;
+                let link = self.plain_verification_link(&user).await?;
                 self.send_later(templates::verify_email(&user.email, &link));
             }
         }
         Ok(())
+    }
+
+    /// A verification link that carries no sign-up proof: whoever opens it
+    /// chooses the password ([`Identity::verify_email`]).
+    async fn plain_verification_link(&self, user: &User) -> Result<String> {
+        self.issue_link(user, TokenPurpose::VerifyEmail, Link::Plain, "verify-email")
+            .await
     }
 
     /// Limits a request that mails a link, per client address and per

@@ -70,14 +70,23 @@ async fn concurrent_wrong_passwords_are_checked_at_most_a_burst(b: Backend) {
                 .send()
         }))
     };
+    // The burst is 10; the right password, if it was checked, gives its
+    // attempt back, which one more guess may take.
+    let checked = |answers: &[Response]| {
+        count(answers, StatusCode::UNAUTHORIZED) + count(answers, StatusCode::OK)
+    };
     let answers: Vec<Response> = round().await.into_iter().map(Result::unwrap).collect();
-    let checked = count(&answers, StatusCode::UNAUTHORIZED) + count(&answers, StatusCode::OK);
-    assert!(checked <= 10, "{checked} of 80 were checked");
-    assert!(count(&answers, StatusCode::TOO_MANY_REQUESTS) >= 70);
+    let first = checked(&answers);
+    assert!(first <= 11, "{first} of 80 were checked");
+    assert!(count(&answers, StatusCode::TOO_MANY_REQUESTS) >= 69);
+    // A minute refills one attempt.
     clock.advance(chrono::Duration::seconds(60));
     let answers: Vec<Response> = round().await.into_iter().map(Result::unwrap).collect();
-    let checked = count(&answers, StatusCode::UNAUTHORIZED) + count(&answers, StatusCode::OK);
-    assert!(checked <= 1, "{checked} of 80 were checked a minute later");
+    let second = checked(&answers);
+    assert!(
+        first + second <= 12,
+        "{second} more were checked a minute later"
+    );
 }
 
 /// Item 1: 40 wrong step-ups sent together with a stolen access token, from
