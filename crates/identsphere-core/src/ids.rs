@@ -91,3 +91,13 @@ id_type!(
     /// Identifies a stored machine token (its `jti`).
     MachineTokenId
 );
+id_type!(
+    /// Identifies a durable background job.
+    JobId
+);
+id_type!(
+    /// Identifies one claim of a job: only the holder of the current lease
+    /// may complete or fail it, so a worker whose lease ran out cannot undo
+    /// the work of the one that took the job over.
+    LeaseId
+);

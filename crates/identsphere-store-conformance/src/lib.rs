@@ -8,6 +8,7 @@
 
 pub mod cases;
 pub mod client_cases;
+pub mod job_cases;
 pub mod mfa_cases;
 pub mod org_cases;
 pub mod passkey_cases;
@@ -73,6 +74,12 @@ macro_rules! conformance_tests {
             client_users_are_unique_per_client_and_scoped,
             machine_tokens_live_while_their_user_and_client_do,
             tokens_racing_a_user_deletion_are_never_orphaned
+        );
+        $crate::conformance_tests!(@in job_cases $factory;
+            jobs_are_claimed_when_due_and_completed_by_their_lease,
+            failed_jobs_are_retried_then_dead_lettered,
+            expired_leases_make_jobs_due_again,
+            concurrent_claims_never_share_a_job
         );
     };
     (@in $module:ident $factory:path; $($case:ident),* $(,)?) => {

@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 mod clients;
+mod jobs;
 mod mfa;
 mod orgs;
 mod passkeys;
@@ -185,6 +186,10 @@ impl Store for PostgresStore {
 
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    fn jobs(&self) -> &dyn JobStore {
+        self
     }
 
     async fn change_feed(&self) -> StoreResult<Option<BoxStream<'static, Change>>> {

@@ -23,6 +23,7 @@
 
 mod checkpoint;
 mod clients;
+mod jobs;
 mod mfa;
 mod orgs;
 mod passkeys;
@@ -152,6 +153,10 @@ impl Store for SqliteStore {
 
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn jobs(&self) -> &dyn JobStore {
+        self
     }
 
     async fn change_feed(&self) -> StoreResult<Option<BoxStream<'static, Change>>> {

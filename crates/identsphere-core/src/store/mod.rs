@@ -3,8 +3,10 @@
 //! Backends live in other crates. Each one-time consumption (refresh rotation,
 //! link tokens) is a single atomic method here, never a read followed by a write
 //! in the caller, so that concurrent requests cannot both win.
+mod jobs;
 mod records;
 
+pub use jobs::*;
 pub use records::*;
 
 use crate::{
@@ -536,6 +538,8 @@ pub trait Store:
     async fn migrate(&self) -> StoreResult<()>;
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
+    /// Durable background jobs.
+    fn jobs(&self) -> &dyn JobStore;
     /// A stream of the changes *any* process makes on this database that
     /// caches must hear about, or `None` when the backend has no such feed (a
     /// single-process store, whose own process makes every change).
