@@ -12,6 +12,7 @@ pub mod email;
 pub mod error;
 pub mod ids;
 pub mod import;
+pub mod jobs;
 pub mod live_cache;
 pub mod mail;
 pub mod mfa;

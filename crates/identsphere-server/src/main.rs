@@ -130,6 +130,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         "identsphere is listening"
     );
     serve::run(listener, service.router(), limits, shutdown_signal()).await;
+    // Requests are done; the jobs they enqueued finish or stay queued.
+    service.shutdown().await;
     info!("stopped");
     Ok(())
 }

@@ -117,6 +117,8 @@ pub struct AuthServiceConfig {
     /// HTTP Basic credentials of the client API (`/v1/clients`); `None`
     /// (the default) turns it off. The password needs 16 characters or more.
     pub master: Option<MasterCredentials>,
+    /// The job worker: polling, leases, retries and dead letters.
+    pub jobs: identsphere_core::jobs::JobSettings,
 }
 
 impl std::fmt::Debug for AuthServiceConfig {
@@ -150,6 +152,7 @@ impl std::fmt::Debug for AuthServiceConfig {
                 &self.require_email_verification,
             )
             .field("master", &self.master)
+            .field("jobs", &self.jobs)
             .finish_non_exhaustive()
     }
 }
@@ -189,6 +192,7 @@ impl AuthServiceConfig {
             webauthn_rp_id: None,
             webauthn_origins: Vec::new(),
             master: None,
+            jobs: Default::default(),
         }
     }
 

@@ -60,6 +60,7 @@ pub use identsphere_core as core;
 pub use state::AppState;
 
 use identsphere_core::{
+    jobs::JobWorker,
     password::PasswordHasher,
     secret::subkey,
     service::{Identity, IdentityConfig},
@@ -212,9 +213,27 @@ impl AuthService {
             }
             _ => identity,
         };
+        let identity = Arc::new(identity);
+        // Started with the service, so that a host mounting the routers runs
+        // the jobs they enqueue without doing anything more.
+        let worker = JobWorker::start(
+            identity.jobs().clone(),
+            identity.clone(),
+            config.jobs.clone(),
+        );
         Ok(Self {
-            state: AppState::new(Arc::new(identity), &config, csrf_key),
+            state: AppState::new(identity, Arc::new(worker), &config, csrf_key),
         })
+    }
+
+    /// Stops the job worker cleanly: no new job is claimed, running ones
+    /// finish (within `jobs.shutdown_grace`). Call it after the HTTP server
+    /// has stopped taking requests; jobs left in the queue run at the next
+    /// start, or on another instance. Dropping the service instead stops the
+    /// worker at once, and its running jobs are retried when their leases
+    /// run out.
+    pub async fn shutdown(&self) {
+        self.state.worker.shutdown().await;
     }
 
     /// Every route (API, JWKS, health, `/openapi.json`) with its layers, state applied.

@@ -1,12 +1,14 @@
 //! State shared by every handler.
 use crate::{config::AuthServiceConfig, cookies::CookieSettings};
-use identsphere_core::service::Identity;
+use identsphere_core::{jobs::JobWorker, service::Identity};
 use std::sync::Arc;
 
 /// What handlers and extractors reach through `FromRef`.
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub(crate) identity: Arc<Identity>,
+    /// This instance's job worker, running `identity`'s jobs.
+    pub(crate) worker: Arc<JobWorker>,
     pub(crate) cookies: CookieSettings,
     pub(crate) max_json_body: usize,
     pub(crate) timeouts: crate::timeouts::Timeouts,
@@ -15,11 +17,13 @@ pub struct AppState {
 impl AppState {
     pub(crate) fn new(
         identity: Arc<Identity>,
+        worker: Arc<JobWorker>,
         config: &AuthServiceConfig,
         csrf_key: [u8; 32],
     ) -> Self {
         Self {
             identity,
+            worker,
             cookies: CookieSettings {
                 secure: config.cookies_secure,
                 csrf_key,
@@ -35,5 +39,10 @@ impl AppState {
     /// The domain service.
     pub fn identity(&self) -> &Arc<Identity> {
         &self.identity
+    }
+
+    /// This instance's job worker.
+    pub fn job_worker(&self) -> &Arc<JobWorker> {
+        &self.worker
     }
 }

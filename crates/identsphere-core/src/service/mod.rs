@@ -4,6 +4,7 @@ mod api_keys;
 mod clients;
 mod devices;
 mod invitations;
+mod jobs;
 mod limits;
 mod mfa;
 mod orgs;
@@ -29,6 +30,7 @@ use crate::{
     clock::Clock,
     error::{CoreError, Result},
     ids::{OrgId, SessionId, UserId},
+    jobs::JobQueue,
     live_cache::LiveCache,
     mail::{Mail, Mailer},
     passkeys::RelyingParty,
@@ -176,6 +178,8 @@ pub struct Identity {
     audit_throttle: InProcessLimiter,
     /// The WebAuthn relying party; none when the public URL has no domain name.
     relying_party: Option<RelyingParty>,
+    /// Work done after the answer (see [`crate::jobs`]).
+    jobs: JobQueue,
 }
 
 impl std::fmt::Debug for Identity {
@@ -211,6 +215,7 @@ impl Identity {
             Err(e) => return Err(e),
         };
         let live = LiveCache::start(store.clone(), clock.clone(), config.access_ttl).await?;
+        let jobs = JobQueue::new(store.clone(), clock.clone());
         Ok(Self {
             store,
             clock,
@@ -225,6 +230,7 @@ impl Identity {
             limiter: Arc::new(InProcessLimiter::default()),
             audit_throttle: InProcessLimiter::default(),
             relying_party,
+            jobs,
         })
     }
 
@@ -258,6 +264,12 @@ impl Identity {
     /// The signing keys.
     pub fn keys(&self) -> &KeyRing {
         &self.keys
+    }
+
+    /// The job queue; a [`crate::jobs::JobWorker`] running this service as
+    /// its handler does the work.
+    pub fn jobs(&self) -> &JobQueue {
+        &self.jobs
     }
 
     /// What this instance knows of revocations and users without a round trip.

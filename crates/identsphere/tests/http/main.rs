@@ -14,6 +14,7 @@ mod bad_input;
 mod clients;
 mod instances;
 mod invitations;
+mod jobs;
 mod mfa;
 mod openapi;
 mod org_mfa;
