@@ -628,6 +628,8 @@ async fn shared_budgets(c: &Cluster) -> Result<String> {
         .send()
         .await?;
     ensure!(r.status().is_success(), "signup: {}", r.status());
+    // The account is created by a job after the answer.
+    crate::timing::wait_for_jobs(&http, base0).await?;
     let mut attempt = 0usize;
     let mut expected = Vec::new();
     let mut got = Vec::new();

@@ -8,6 +8,7 @@
 //!     identsphere-bench run --postgres URL --seeded [URL2]   # and again on URL_seeded or URL2 (seed.rs)
 //!     identsphere-bench seed --postgres URL [--users 1000000 --sessions 5000000 --orgs 100000]
 //!     identsphere-bench profile --scenario refresh [--postgres URL] [--rate R]   # perf, whole machine
+//!     identsphere-bench timing [--postgres URL] [--samples 200] [--strict | --smoke]   # issue 12 item 5
 //!
 //! The load generator runs in this process and shares the cores with the
 //! server under test, as it would with wrk; the baselines are measured the
@@ -19,6 +20,8 @@ mod procs;
 mod profile;
 mod scenarios;
 mod seed;
+mod stats;
+mod timing;
 
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
@@ -90,6 +93,10 @@ enum Cmd {
     /// Profiles one scenario with `perf record -a`: CPU by thread name over
     /// the whole machine, the server's functions, PostgreSQL's functions.
     Profile(profile::Args),
+    /// Registered against unregistered addresses on forgot-password,
+    /// resend-verification and sign-up: medians and Mann-Whitney p-values
+    /// of interleaved requests (PASS when p > 0.01).
+    Timing(timing::Args),
     /// Serves the bare Axum JSON handler (the HTTP ceiling).
     Baseline {
         /// Port on 127.0.0.1.
@@ -103,6 +110,7 @@ fn main() -> Result<()> {
         Cmd::Baseline { port } => baseline(port),
         Cmd::Cluster(args) => cluster::main(args),
         Cmd::Profile(args) => profile::main(args),
+        Cmd::Timing(args) => timing::main(args),
         Cmd::Seed {
             postgres,
             server,

@@ -193,6 +193,8 @@ pub async fn prepare_identsphere(base: &str) -> Result<Fixture> {
         .json(&json!({ "email": EMAIL, "password": PASSWORD }))
         .send()
         .await?;
+    // The account is created by a job after the answer.
+    crate::timing::wait_for_jobs(&http, base).await?;
     let access = field(&login(base).await?, "access_token")?;
     let r = http
         .post(format!("{base}/v1/api-keys"))
