@@ -1,5 +1,6 @@
 //! Sign-up, email verification, passwords, email change and profile.
 use super::{
+    account_jobs,
     limits::{account_key, by_ip},
     Identity, LimitSubject, Link, Principal, RequestMeta,
 };
@@ -12,7 +13,7 @@ use crate::{
     secret::random_token,
     secret::TokenHash,
     store::{
-        ApiKey, ApiKeyOwner, NewUser, PageRequest, PendingLink, SessionSelector, StoreError,
+        ApiKey, ApiKeyOwner, PageRequest, PendingLink, SessionSelector, StoreError,
         TokenPurpose, User, UserPatch,
     },
     text::label,
@@ -98,53 +99,17 @@ impl Identity {
             .await?;
         let hash = self.hasher.hash(&req.password).await?;
         let proof = random_token("");
-        let new = NewUser {
-            id: Default::default(),
-            email: email.clone(),
+        // Whether the address is taken is found out by the job, after the answer.
+        let job = account_jobs::Signup {
+            user_id: UserId::new(),
+            email,
             name,
-            email_verified: false,
-            password_hash: Some(hash),
-            created_at: self.clock.now(),
+            password_hash: hash,
+            proof_hash: TokenHash::of(&proof).0,
+            requested_at: self.clock.now(),
+            client: meta.into(),
         };
-        match self.store.create_user(&new).await {
-            Ok(user) => {
-                let link = self
-                    .issue_link(
-                        &user,
-                        TokenPurpose::VerifyEmail,
-                        Link::SignUp(TokenHash::of(&proof)),
-                        "verify-email",
-                    )
-                    .await?;
-                self.send_later(templates::verify_email(&user.email, &link));
-                tracing::info!(user.id = %user.id, "user signed up");
-                let target = Some(AuditValue::User(user.id));
-                self.audit(
-                    AuditAction::UserSignedUp,
-                    Some(user.id),
-                    target,
-                    meta,
-                    AuditMetadata::default(),
-                )
-                .await;
-            }
-            Err(StoreError::Conflict { .. }) => {
-                match self.store.find_user_by_email(&email).await? {
-                    // Never verified: whoever signed up first proved nothing.
-                    // The mailbox's owner may finish it with a password of
-                    // their own (the link carries no proof).
-                    Some(user) if !user.email_verified => {
-                        let link = self.plain_verification_link(&user).await?;
-                        self.send_later(templates::finish_signup(&user.email, &link));
-                    }
-                    _ => {
-                        let login = self.config.link("login");
-                        self.send_later(templates::already_registered(&email, login.as_str()));
-                    }
-                }
-            }
-            Err(e) => return Err(e.into()),
-        }
+        self.jobs.enqueue(account_jobs::SIGNUP, &job).await?;
         Ok(proof)
     }
 
@@ -354,18 +319,19 @@ impl Identity {
         )
         .await?;
         let email = parse_email("email", email)?;
-        if let Some(user) = self.store.find_user_by_email(&email).await? {
-            if !user.email_verified {
-                let link = self.plain_verification_link(&user).await?;
-                self.send_later(templates::verify_email(&user.email, &link));
-            }
-        }
+        let job = account_jobs::LinkRequest {
+            email,
+            client: meta.into(),
+        };
+        self.jobs
+            .enqueue(account_jobs::VERIFICATION_LINK, &job)
+            .await?;
         Ok(())
     }
 
     /// A verification link that carries no sign-up proof: whoever opens it
     /// chooses the password ([`Identity::verify_email`]).
-    async fn plain_verification_link(&self, user: &User) -> Result<String> {
+    pub(super) async fn plain_verification_link(&self, user: &User) -> Result<String> {
         self.issue_link(user, TokenPurpose::VerifyEmail, Link::Plain, "verify-email")
             .await
     }
@@ -400,17 +366,11 @@ impl Identity {
         )
         .await?;
         let email = parse_email("email", email)?;
-        if let Some(user) = self.store.find_user_by_email(&email).await? {
-            let link = self
-                .issue_link(
-                    &user,
-                    TokenPurpose::ResetPassword,
-                    Link::Plain,
-                    "reset-password",
-                )
-                .await?;
-            self.send_later(templates::reset_password(&user.email, &link));
-        }
+        let job = account_jobs::LinkRequest {
+            email,
+            client: meta.into(),
+        };
+        self.jobs.enqueue(account_jobs::RESET_LINK, &job).await?;
         Ok(())
     }
 

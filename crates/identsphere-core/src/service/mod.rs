@@ -1,4 +1,5 @@
 //! The operations behind the API, free of HTTP and SQL.
+mod account_jobs;
 mod accounts;
 mod api_keys;
 mod clients;

@@ -3,6 +3,7 @@
 //! listener receiving the mail.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod account_jobs;
 mod recorder;
 mod support;
 

@@ -206,8 +206,15 @@ impl TestApp {
     }
 
     /// Runs `sql` on this app's PostgreSQL schema, as an operator would.
+    /// (On SQLite: its database file.)
     pub async fn sql(&self, sql: &str) {
-        let (url, schema) = self.schema.as_ref().expect("PostgreSQL only");
+        let Some((url, schema)) = self.schema.as_ref() else {
+            let url = format!("sqlite://{}", self._dir.path().join("db.sqlite").display());
+            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+            return;
+        };
         let store = identsphere_store_postgres::PostgresStore::connect_in_schema(url, schema, 1)
             .await
             .unwrap();
