@@ -106,7 +106,29 @@ impl Server {
             .await
             .unwrap();
         assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        self.jobs_drained().await;
         self.login_again(email).await
+    }
+
+    /// Waits until the server's jobs have run (`/readyz`): sign-up creates
+    /// the account in a job after its answer.
+    async fn jobs_drained(&self) {
+        for _ in 0..200 {
+            let ready: Value = self
+                .http
+                .get(format!("{}/readyz", self.base))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if ready["checks"]["jobs"]["pending"] == 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("jobs still pending after 5 s");
     }
 
     /// Logs an existing user in (a new session, signed with the current key).
