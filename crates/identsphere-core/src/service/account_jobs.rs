@@ -126,10 +126,7 @@ impl Identity {
                     }
                     _ => {
                         let login = self.config.link("login");
-                        self.send_later(templates::already_registered(
-                            &job.email,
-                            login.as_str(),
-                        ));
+                        self.send_later(templates::already_registered(&job.email, login.as_str()));
                         return Ok(());
                     }
                 }

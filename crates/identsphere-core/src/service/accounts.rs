@@ -13,8 +13,8 @@ use crate::{
     secret::random_token,
     secret::TokenHash,
     store::{
-        ApiKey, ApiKeyOwner, PageRequest, PendingLink, SessionSelector, StoreError,
-        TokenPurpose, User, UserPatch,
+        ApiKey, ApiKeyOwner, PageRequest, PendingLink, SessionSelector, StoreError, TokenPurpose,
+        User, UserPatch,
     },
     text::label,
     Email,

@@ -182,14 +182,16 @@ impl TestApp {
 
     /// Holds a write lock on the users table until the returned connection
     /// is dropped, as a stuck transaction or a long migration would: writes
-    /// to it wait, reads go on.
+    /// to it wait, reads go on. The jobs table is locked with it: sign-up's
+    /// only write before its answer is its job.
     pub async fn lock_users_table(&self) -> Box<dyn std::any::Any + Send> {
         use sqlx::Connection;
         match &self.schema {
             Some((url, schema)) => {
                 let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
                 sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
-                let lock = format!("LOCK TABLE \"{schema}\".users IN EXCLUSIVE MODE");
+                let lock =
+                    format!("LOCK TABLE \"{schema}\".users, \"{schema}\".jobs IN EXCLUSIVE MODE");
                 sqlx::query(&lock).execute(&mut conn).await.unwrap();
                 Box::new(conn)
             }
