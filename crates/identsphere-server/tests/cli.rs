@@ -151,6 +151,16 @@ async fn serve_answers_health_and_creates_its_data() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
+    // The browser that signed up keeps its proof cookie and verifies with it.
+    let proof = r
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("identsphere_signup="))
+        .and_then(|c| c.split(';').next())
+        .expect("sign-up proof cookie")
+        .to_owned();
     let deadline = Instant::now() + Duration::from_secs(5);
     let token = loop {
         let log = fs::read_to_string(dir.path().join("server.log")).unwrap();
@@ -169,6 +179,7 @@ async fn serve_answers_health_and_creates_its_data() {
     };
     let r = client
         .post(format!("{base}/v1/auth/email/verify"))
+        .header(reqwest::header::COOKIE, proof)
         .json(&serde_json::json!({ "token": token }))
         .send()
         .await
