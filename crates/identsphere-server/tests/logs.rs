@@ -342,10 +342,13 @@ async fn no_secret_reaches_the_log() {
         mfa_login["access_token"].as_str().unwrap().to_owned(),
         mfa_login["refresh_token"].as_str().unwrap().to_owned(),
     ]);
+    // An account with a second factor steps up with it (the next time
+    // step: the current one was spent confirming the authenticator).
+    let step_up_code = totp_at(&totp_secret, now() + 30);
     let stepped: Value = post(
         "/v1/auth/step-up",
         Some(&access),
-        json!({ "password": PASSWORD }),
+        json!({ "code": step_up_code }),
     )
     .await
     .unwrap()
