@@ -108,14 +108,13 @@ impl Decision {
 }
 
 /// GCRA on a stored TAT (milliseconds since the epoch). Returns the decision
-/// and, when allowed and `consume`, the TAT to store. The same arithmetic is
-/// written in Lua for Redis (`identsphere::rate_limit`).
-pub fn gcra(
-    tat: Option<i64>,
-    limit: &Limit,
-    now_ms: i64,
-    consume: bool,
-) -> (Decision, Option<i64>) {
+/// and, when allowed, the TAT to store. The same arithmetic is written in Lua
+/// for Redis (`identsphere::rate_limit`).
+///
+/// There is deliberately no "peek": a budget looked at before the work and
+/// charged after it lets requests sent together all pass the look. Callers
+/// charge first and give back ([`gcra_refund`]) when the attempt succeeded.
+pub fn gcra(tat: Option<i64>, limit: &Limit, now_ms: i64) -> (Decision, Option<i64>) {
     let interval = limit.interval_ms();
     let tat = tat.unwrap_or(now_ms).max(now_ms);
     let new_tat = tat.saturating_add(interval);
@@ -134,7 +133,7 @@ pub fn gcra(
         allowed: true,
         retry_after: Duration::ZERO,
     };
-    (allowed, consume.then_some(new_tat))
+    (allowed, Some(new_tat))
 }
 
 /// Gives back one request that [`gcra`] counted: the TAT moves back by one
@@ -152,9 +151,6 @@ pub fn gcra_refund(tat: Option<i64>, limit: &Limit, now_ms: i64) -> Option<i64> 
 pub trait RateLimiter: Send + Sync + std::fmt::Debug {
     /// Counts one request against `key`'s budget if it fits.
     async fn check(&self, key: &str, limit: &Limit, now: DateTime<Utc>) -> Decision;
-
-    /// Whether one request would fit, without counting it.
-    async fn peek(&self, key: &str, limit: &Limit, now: DateTime<Utc>) -> Decision;
 
     /// Gives back one request that [`Self::check`] counted (an attempt
     /// reserved before the work it guards, which then succeeded).
@@ -217,12 +213,12 @@ impl InProcessLimiter {
         self.len() == 0
     }
 
-    fn decide(&self, key: &str, limit: &Limit, now: DateTime<Utc>, consume: bool) -> Decision {
+    fn decide(&self, key: &str, limit: &Limit, now: DateTime<Utc>) -> Decision {
         let now_ms = now.timestamp_millis();
         let shard = &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS];
         let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
         let tat = map.get(key).filter(|e| e.expires > now_ms).map(|e| e.tat);
-        let (decision, new_tat) = gcra(tat, limit, now_ms, consume);
+        let (decision, new_tat) = gcra(tat, limit, now_ms);
         if let Some(tat) = new_tat {
             if !map.contains_key(key) && map.len() >= self.max_keys_per_shard {
                 map.retain(|_, e| e.expires > now_ms);
@@ -248,7 +244,7 @@ impl InProcessLimiter {
 #[async_trait]
 impl RateLimiter for InProcessLimiter {
     async fn check(&self, key: &str, limit: &Limit, now: DateTime<Utc>) -> Decision {
-        self.decide(key, limit, now, true)
+        self.decide(key, limit, now)
     }
 
     async fn refund(&self, key: &str, limit: &Limit, now: DateTime<Utc>) {
@@ -264,10 +260,6 @@ impl RateLimiter for InProcessLimiter {
                 map.remove(key);
             }
         }
-    }
-
-    async fn peek(&self, key: &str, limit: &Limit, now: DateTime<Utc>) -> Decision {
-        self.decide(key, limit, now, false)
     }
 
     fn backend(&self) -> &'static str {
@@ -440,7 +432,6 @@ pub mod conformance {
     pub async fn run(limiter: &dyn RateLimiter, prefix: &str) {
         let t0 = DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
         burst_then_interval(limiter, &format!("{prefix}:a"), t0).await;
-        peek_counts_nothing(limiter, &format!("{prefix}:b"), t0).await;
         keys_are_independent(limiter, &format!("{prefix}:c"), t0).await;
         concurrent_checks_never_overshoot(limiter, &format!("{prefix}:d"), t0).await;
         refunds_give_back_what_was_counted(limiter, &format!("{prefix}:e"), t0).await;
@@ -506,18 +497,6 @@ pub mod conformance {
         );
     }
 
-    async fn peek_counts_nothing(l: &dyn RateLimiter, key: &str, t0: DateTime<Utc>) {
-        let limit = Limit::per_minute(1, 2);
-        for _ in 0..5 {
-            assert!(l.peek(key, &limit, t0).await.allowed);
-        }
-        assert!(l.check(key, &limit, t0).await.allowed);
-        assert!(l.check(key, &limit, t0).await.allowed);
-        let peeked = l.peek(key, &limit, t0).await;
-        assert!(!peeked.allowed);
-        assert_eq!(peeked.retry_after, Duration::from_secs(60));
-    }
-
     async fn keys_are_independent(l: &dyn RateLimiter, key: &str, t0: DateTime<Utc>) {
         let limit = Limit::per_hour(1, 1);
         assert!(l.check(&format!("{key}:1"), &limit, t0).await.allowed);
@@ -552,7 +531,7 @@ mod tests {
         let clock = start();
         let mut tat = None;
         let mut step = |clock: &ManualClock| {
-            let (d, new) = gcra(tat, &limit, clock.now().timestamp_millis(), true);
+            let (d, new) = gcra(tat, &limit, clock.now().timestamp_millis());
             if let Some(t) = new {
                 tat = Some(t);
             }
@@ -577,19 +556,6 @@ mod tests {
             assert!(step(&clock).allowed);
         }
         assert!(!step(&clock).allowed);
-    }
-
-    #[test]
-    fn peek_does_not_count() {
-        let limit = Limit::per_minute(1, 1);
-        let (d, tat) = gcra(None, &limit, 0, false);
-        assert!(d.allowed);
-        assert_eq!(tat, None);
-        let (_, tat) = gcra(None, &limit, 0, true);
-        let (d, _) = gcra(tat, &limit, 1, false);
-        assert!(!d.allowed);
-        assert_eq!(d.retry_after, Duration::from_millis(59_999));
-        assert_eq!(d.retry_after_secs(), 60);
     }
 
     #[test]

@@ -14,17 +14,17 @@ use std::{
 };
 
 /// GCRA on one key, atomically: the same arithmetic as
-/// [`identsphere_core::rate_limit::gcra`] (ARGV[4]: 0 peek, 1 check) and
+/// [`identsphere_core::rate_limit::gcra`] (ARGV[4] = 1) and
 /// [`identsphere_core::rate_limit::gcra_refund`] (2). The key holds the TAT
 /// in milliseconds and expires when the budget is full again.
 const GCRA: &str = r"
 local now = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
 local window = tonumber(ARGV[3])
-local consume = tonumber(ARGV[4])
+local op = tonumber(ARGV[4])
 local tat = now
 local stored = redis.call('GET', KEYS[1])
-if consume == 2 then
+if op == 2 then
   -- A refund: the TAT moves back one interval; a full budget needs no key.
   if stored then
     local back = tonumber(stored) - interval
@@ -44,9 +44,7 @@ local allow_at = new_tat - window
 if now < allow_at then
   return {0, allow_at - now}
 end
-if consume == 1 then
-  redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', string.format('%d', new_tat - now))
-end
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', string.format('%d', new_tat - now))
 return {1, 0}
 ";
 
@@ -167,7 +165,6 @@ impl RedisLimiter {
 
     async fn local(&self, key: &str, limit: &Limit, now: DateTime<Utc>, op: Op) -> Decision {
         match op {
-            Op::Peek => self.fallback.peek(key, limit, now).await,
             Op::Check => self.fallback.check(key, limit, now).await,
             Op::Refund => {
                 self.fallback.refund(key, limit, now).await;
@@ -183,7 +180,6 @@ impl RedisLimiter {
 /// What the script does with a key (its ARGV[4]).
 #[derive(Debug, Clone, Copy)]
 enum Op {
-    Peek = 0,
     Check = 1,
     Refund = 2,
 }
@@ -192,10 +188,6 @@ enum Op {
 impl RateLimiter for RedisLimiter {
     async fn check(&self, key: &str, limit: &Limit, now: DateTime<Utc>) -> Decision {
         self.decide(key, limit, now, Op::Check).await
-    }
-
-    async fn peek(&self, key: &str, limit: &Limit, now: DateTime<Utc>) -> Decision {
-        self.decide(key, limit, now, Op::Peek).await
     }
 
     async fn refund(&self, key: &str, limit: &Limit, now: DateTime<Utc>) {
