@@ -171,7 +171,7 @@ impl AuthService {
             }
         };
         let csrf_key = subkey(secret.bytes(), "csrf");
-        let mailer = mail::from_config(&config)?;
+        let mailer = mail::from_settings(&config.mail_from, config.smtp_url.as_ref())?;
         let identity = Identity::new(
             store,
             clock,

@@ -1,5 +1,5 @@
 //! Mail transports: SMTP through lettre, or the log in development.
-use crate::{config::AuthServiceConfig, ConfigError};
+use crate::ConfigError;
 use async_trait::async_trait;
 use identsphere_core::mail::{Mail, Mailer};
 use lettre::{
@@ -10,12 +10,18 @@ use lettre::{
 use secrecy::ExposeSecret;
 use std::sync::Arc;
 
-pub(crate) fn from_config(config: &AuthServiceConfig) -> Result<Arc<dyn Mailer>, ConfigError> {
-    let from: Mailbox = config.mail_from.parse().map_err(|_| ConfigError {
+/// The mailer the settings name: SMTP at `smtp_url`, or the log without one.
+/// Takes the two settings rather than the whole configuration, which itself
+/// checks `smtp_url` with [`SmtpMailer::parse_url`].
+pub(crate) fn from_settings(
+    mail_from: &str,
+    smtp_url: Option<&secrecy::SecretString>,
+) -> Result<Arc<dyn Mailer>, ConfigError> {
+    let from: Mailbox = mail_from.parse().map_err(|_| ConfigError {
         field: "mail_from",
         message: "must be an address like `Name <a@b.c>`".into(),
     })?;
-    match &config.smtp_url {
+    match smtp_url {
         Some(url) => {
             let mailer =
                 SmtpMailer::new(url.expose_secret(), from).map_err(|message| ConfigError {

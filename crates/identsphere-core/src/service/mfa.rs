@@ -1,13 +1,10 @@
 //! Second factors: TOTP enrollment, MFA logins, recovery codes, and step-up
 //! (re-authentication for sensitive operations).
-use super::{
-    limits::by_ip, sessions::REFRESH_PREFIX, Caller, Identity, IssuedTokens, LimitSubject,
-    Principal, RequestMeta,
-};
+use super::{limits::by_ip, Caller, Identity, IssuedTokens, LimitSubject, Principal, RequestMeta};
 use crate::{
     audit::{AuditAction, AuditFilter, AuditMetadata, AuditValue},
     error::{CoreError, Result},
-    ids::{RefreshTokenId, UserId},
+    ids::UserId,
     mail::templates,
     mfa::{
         matching_step, new_mfa_token, new_recovery_codes, new_totp_secret, otpauth_uri,
@@ -15,9 +12,9 @@ use crate::{
     },
     rate_limit::LimitKind,
     rate_limit::{Limit, RateLimiter},
-    secret::{random_token, TokenHash},
+    secret::TokenHash,
     store::PageRequest,
-    store::{NewMfaChallenge, NewRefreshToken, User},
+    store::{NewMfaChallenge, User},
 };
 use chrono::Duration;
 use secrecy::{ExposeSecret, SecretString};
@@ -563,13 +560,7 @@ impl Identity {
             .ok_or(CoreError::Unauthorized)?;
         let now = self.clock.now();
         let amr = merge_amr(&session.amr, methods);
-        let refresh_token = random_token(REFRESH_PREFIX);
-        let refresh = NewRefreshToken {
-            id: RefreshTokenId::new(),
-            hash: TokenHash::of(&refresh_token),
-            created_at: now,
-            expires_at: now + self.config.refresh_ttl,
-        };
+        let (refresh_token, refresh) = self.new_refresh_token(now);
         let session = self
             .store
             .reauthenticate_session(principal.session_id, now, &amr, &refresh, now)

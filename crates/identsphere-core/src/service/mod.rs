@@ -38,7 +38,7 @@ use crate::{
     password::{PasswordHasher, PasswordPolicy},
     rate_limit::{InProcessLimiter, RateLimiter, RateLimits},
     secret::{random_token, TokenHash},
-    store::{NewOneTimeToken, Store, StoreResult, TokenPurpose, User, UserPatch},
+    store::{NewOneTimeToken, NewRefreshToken, Store, StoreResult, TokenPurpose, User, UserPatch},
     tokens::{AccessClaims, KeyRing},
 };
 use chrono::{DateTime, Duration, Utc};
@@ -147,6 +147,9 @@ impl Principal {
         mfa::amr_has_mfa(&self.claims.amr)
     }
 }
+
+/// Refresh tokens are recognisable in logs, leak scanners and support tickets.
+pub const REFRESH_PREFIX: &str = "rt_";
 
 /// What a one-time link carries besides its user and purpose.
 #[derive(Debug)]
@@ -420,6 +423,23 @@ impl Identity {
             if let Err(e) = self.keys.reload(self.store.as_ref(), now).await {
                 tracing::warn!(error = %e, "reloading signing keys failed; keeping the current ones");
             }
+        }
+    }
+
+    /// A new random refresh token and the record that stores its hash.
+    fn new_refresh_token(&self, now: DateTime<Utc>) -> (String, NewRefreshToken) {
+        let token = random_token(REFRESH_PREFIX);
+        let record = self.refresh_record(&token, now);
+        (token, record)
+    }
+
+    /// The record of refresh token `token` (new, or a derived successor).
+    fn refresh_record(&self, token: &str, now: DateTime<Utc>) -> NewRefreshToken {
+        NewRefreshToken {
+            id: crate::ids::RefreshTokenId::new(),
+            hash: TokenHash::of(token),
+            created_at: now,
+            expires_at: now + self.config.refresh_ttl,
         }
     }
 

@@ -2,23 +2,20 @@
 use super::{
     limits::{account_key, by_ip},
     mfa::amr_has_mfa,
-    Caller, Identity, LimitSubject, Principal, RequestMeta,
+    Caller, Identity, LimitSubject, Principal, RequestMeta, REFRESH_PREFIX,
 };
 use crate::{
     audit::{AuditAction, AuditMetadata, AuditValue},
     error::{CoreError, Result},
-    ids::{OrgId, RefreshTokenId, SessionId, UserId},
+    ids::{OrgId, SessionId, UserId},
     password::check_size,
     rate_limit::LimitKind,
-    secret::{derive_token, random_token, TokenHash},
-    store::{NewRefreshToken, NewSession, RotateOutcome, Session, SessionSelector, User},
+    secret::{derive_token, TokenHash},
+    store::{NewSession, RotateOutcome, Session, SessionSelector, User},
     tokens::AccessClaims,
     Email,
 };
 use secrecy::SecretString;
-
-/// Refresh tokens are recognisable in logs, leak scanners and support tickets.
-pub const REFRESH_PREFIX: &str = "rt_";
 
 /// Input of [`Identity::login`].
 #[derive(Debug)]
@@ -249,7 +246,7 @@ impl Identity {
         meta: &RequestMeta,
     ) -> Result<IssuedTokens> {
         let now = self.clock.now();
-        let refresh_token = random_token(REFRESH_PREFIX);
+        let (refresh_token, refresh) = self.new_refresh_token(now);
         let session = NewSession {
             id: SessionId::new(),
             user_id: user.id,
@@ -259,12 +256,6 @@ impl Identity {
             user_agent: meta.user_agent.clone(),
             auth_time: now,
             amr,
-        };
-        let refresh = NewRefreshToken {
-            id: RefreshTokenId::new(),
-            hash: TokenHash::of(&refresh_token),
-            created_at: now,
-            expires_at: now + self.config.refresh_ttl,
         };
         let session = self.store.create_session(&session, &refresh).await?;
         self.refresh_keys_if_stale().await;
@@ -329,12 +320,7 @@ impl Identity {
         }
         let now = self.clock.now();
         let successor = derive_token(&self.config.refresh_key, REFRESH_PREFIX, presented);
-        let new = NewRefreshToken {
-            id: RefreshTokenId::new(),
-            hash: TokenHash::of(&successor),
-            created_at: now,
-            expires_at: now + self.config.refresh_ttl,
-        };
+        let new = self.refresh_record(&successor, now);
         match self
             .store
             .rotate_refresh_token(
@@ -389,13 +375,7 @@ impl Identity {
                 .await?;
         }
         let now = self.clock.now();
-        let refresh_token = random_token(REFRESH_PREFIX);
-        let refresh = NewRefreshToken {
-            id: RefreshTokenId::new(),
-            hash: TokenHash::of(&refresh_token),
-            created_at: now,
-            expires_at: now + self.config.refresh_ttl,
-        };
+        let (refresh_token, refresh) = self.new_refresh_token(now);
         let session = self
             .store
             .switch_session_org(principal.session_id, org, &refresh, now)
