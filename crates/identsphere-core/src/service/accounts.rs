@@ -162,24 +162,30 @@ impl Identity {
             .consume_one_time_token(&hash, TokenPurpose::VerifyEmail, self.clock.now())
             .await?
             .ok_or(CoreError::InvalidLinkToken)?;
-        let before = self
-            .store
-            .get_user(consumed.user_id)
-            .await?
-            .ok_or(CoreError::InvalidLinkToken)?;
-        let claimed = new_hash.is_some() && !before.email_verified;
-        let user = match new_hash {
-            // An address proven before (by a reset link, say) has nothing
-            // left to claim: the password given here changes nothing.
-            Some(_) if before.email_verified => before,
-            Some(new_hash) => self.claim_account(before.id, new_hash, meta).await?,
+        let (user, claimed) = match new_hash {
             None => {
                 let patch = UserPatch {
                     email_verified: Some(true),
                     ..Default::default()
                 };
-                self.write_user(consumed.user_id, &patch, self.clock.now())
+                let user = self
+                    .write_user(consumed.user_id, &patch, self.clock.now())
+                    .await?;
+                (user, false)
+            }
+            Some(new_hash) => {
+                let before = self
+                    .store
+                    .get_user(consumed.user_id)
                     .await?
+                    .ok_or(CoreError::InvalidLinkToken)?;
+                // An address proven before (by a reset link, say) has
+                // nothing left to claim: the password given here changes nothing.
+                if before.email_verified {
+                    (before, false)
+                } else {
+                    (self.claim_account(before.id, new_hash, meta).await?, true)
+                }
             }
         };
         tracing::info!(user.id = %user.id, "email verified");

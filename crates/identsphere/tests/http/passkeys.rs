@@ -411,6 +411,18 @@ async fn assertions_that_do_not_verify_are_refused(b: Backend) {
     let ann = p.step_up(&ann, &mut anns).await;
     let mut bobs = SoftAuthenticator::new(&p.origin());
     p.register(&bob, &mut bobs, "Bob's").await;
+    // Bob's passkey answers a ceremony, but it does not step up Ann's session.
+    let start = p.login_start().await;
+    let bobs_answer = bobs.login(&start["publicKey"]).unwrap();
+    let r = p
+        .app
+        .post_bearer(
+            "/v1/auth/step-up",
+            &ann,
+            json!({ "ceremony_id": start["ceremony_id"], "credential": bobs_answer }),
+        )
+        .await;
+    problem(r, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
     let ann_key = anns.held()[0].clone();
     let bob_handle = bobs.held()[0].user_handle.clone();
 

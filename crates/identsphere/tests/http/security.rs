@@ -656,9 +656,35 @@ async fn csrf_tokens_are_bound_to_their_session(b: Backend) {
                 .unwrap()
         }
     };
-    for planted in ["attacker-chosen".to_owned(), others_csrf] {
+    for planted in ["attacker-chosen".to_owned(), others_csrf.clone()] {
         problem(rename(planted).await, StatusCode::FORBIDDEN, "csrf_failed").await;
     }
+    // A cookie refresh is held to the session of its refresh token, before
+    // anything rotates.
+    let refresh = cookie_value(login.headers(), "identsphere_refresh").unwrap();
+    let refresh_with = |value: String| {
+        let app = &app;
+        let refresh = refresh.clone();
+        async move {
+            app.http
+                .post(app.url("/v1/auth/refresh"))
+                .header(
+                    "cookie",
+                    format!("identsphere_refresh={refresh}; identsphere_csrf={value}"),
+                )
+                .header("x-csrf-token", value)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    problem(
+        refresh_with(others_csrf).await,
+        StatusCode::FORBIDDEN,
+        "csrf_failed",
+    )
+    .await;
+    assert_eq!(refresh_with(csrf.clone()).await.status(), StatusCode::OK);
     assert_eq!(rename(csrf).await.status(), StatusCode::OK);
 }
 
